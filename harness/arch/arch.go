@@ -1,0 +1,144 @@
+// Package arch holds the per-architecture facts the harness and the image builder need, in one
+// type, so that adding an architecture means adding one table entry.
+package arch
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+)
+
+// Arch is one guest architecture.
+type Arch struct {
+	// Name is the kernel's name (uname -m): x86_64 or aarch64.
+	Name string
+	// GOARCH is Go's name, used to build static helper binaries for the guest.
+	GOARCH string
+	// Debian is Debian's architecture name (amd64, arm64).
+	Debian string
+	// QEMUBinary is the system emulator.
+	QEMUBinary string
+	// Machine is the -machine value.
+	Machine string
+	// TCGCPU is the -cpu value under TCG.
+	TCGCPU string
+	// Console is the guest's serial console device (without /dev/).
+	Console string
+	// FirmwareCode and FirmwareVars are UEFI pflash images (code read-only, vars copied per VM).
+	// Several candidates are listed in order of preference; the first that exists is used.
+	FirmwareCode []string
+	FirmwareVars []string
+	// GrubTarget is the GRUB platform (grub-mkimage -O) and EFIBootFile the removable-media
+	// boot path on the ESP.
+	GrubTarget  string
+	EFIBootFile string
+	// GrubPackage ships the GRUB modules for GrubTarget in the guest; KernelPackage is the
+	// stand-in's kernel.
+	GrubPackage   string
+	KernelPackage string
+	// RootPartType is the GPT discoverable-partitions type of a root partition.
+	RootPartType string
+	// DiskDevice is the virtio disk device model.
+	DiskDevice string
+}
+
+var table = []Arch{
+	{
+		Name:       "x86_64",
+		GOARCH:     "amd64",
+		Debian:     "amd64",
+		QEMUBinary: "qemu-system-x86_64",
+		Machine:    "q35",
+		TCGCPU:     "max",
+		Console:    "ttyS0",
+		FirmwareCode: []string{
+			"/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE.fd",
+			"/usr/share/edk2/ovmf/OVMF_CODE.fd", "/usr/share/qemu/ovmf-x86_64-code.bin",
+		},
+		FirmwareVars: []string{
+			"/usr/share/OVMF/OVMF_VARS_4M.fd", "/usr/share/OVMF/OVMF_VARS.fd",
+			"/usr/share/edk2/ovmf/OVMF_VARS.fd", "/usr/share/qemu/ovmf-x86_64-vars.bin",
+		},
+		GrubTarget:    "x86_64-efi",
+		EFIBootFile:   "BOOTX64.EFI",
+		GrubPackage:   "grub-efi-amd64-bin",
+		KernelPackage: "linux-image-cloud-amd64",
+		RootPartType:  "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+		DiskDevice:    "virtio-blk-pci",
+	},
+	{
+		Name:       "aarch64",
+		GOARCH:     "arm64",
+		Debian:     "arm64",
+		QEMUBinary: "qemu-system-aarch64",
+		Machine:    "virt",
+		// pauth-impdef: the architected pointer-authentication algorithm is very slow under TCG.
+		TCGCPU:  "max,pauth-impdef=on",
+		Console: "ttyAMA0",
+		FirmwareCode: []string{
+			"/usr/share/AAVMF/AAVMF_CODE.fd", "/usr/share/edk2/aarch64/QEMU_EFI-pflash.raw",
+			"/usr/share/qemu/edk2-aarch64-code.fd",
+		},
+		FirmwareVars: []string{
+			"/usr/share/AAVMF/AAVMF_VARS.fd", "/usr/share/edk2/aarch64/vars-template-pflash.raw",
+			"/usr/share/qemu/edk2-arm-vars.fd",
+		},
+		GrubTarget:    "arm64-efi",
+		EFIBootFile:   "BOOTAA64.EFI",
+		GrubPackage:   "grub-efi-arm64-bin",
+		KernelPackage: "linux-image-cloud-arm64",
+		RootPartType:  "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
+		DiskDevice:    "virtio-blk-pci",
+	},
+}
+
+// All returns every known architecture.
+func All() []Arch { return append([]Arch(nil), table...) }
+
+// Names lists the known architecture names.
+func Names() []string {
+	var n []string
+	for _, a := range table {
+		n = append(n, a.Name)
+	}
+	return n
+}
+
+// Lookup finds an architecture by kernel, Debian or Go name (x86_64/amd64, aarch64/arm64).
+func Lookup(name string) (Arch, error) {
+	n := strings.ToLower(strings.TrimSpace(name))
+	for _, a := range table {
+		if n == a.Name || n == a.Debian || n == a.GOARCH {
+			return a, nil
+		}
+	}
+	return Arch{}, fmt.Errorf("unknown architecture %q: use one of %s", name, strings.Join(Names(), ", "))
+}
+
+// Host is the architecture of the machine running the harness.
+func Host() (Arch, error) { return Lookup(runtime.GOARCH) }
+
+// Native reports whether a is the host's architecture (so KVM could run it).
+func (a Arch) Native() bool { return a.GOARCH == runtime.GOARCH }
+
+// Firmware returns the first existing UEFI code and vars images, or an error naming the
+// package that provides them.
+func (a Arch) Firmware() (code, vars string, err error) {
+	code, vars = firstExisting(a.FirmwareCode), firstExisting(a.FirmwareVars)
+	if code == "" || vars == "" {
+		pkg := map[string]string{"x86_64": "ovmf", "aarch64": "qemu-efi-aarch64"}[a.Name]
+		return "", "", fmt.Errorf("no UEFI firmware for %s (looked for %s): install it with `apt-get install %s` or run scripts/host-setup.sh",
+			a.Name, strings.Join(a.FirmwareCode, ", "), pkg)
+	}
+	return code, vars, nil
+}
+
+func firstExisting(paths []string) string {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return ""
+}

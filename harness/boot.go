@@ -1,0 +1,91 @@
+package harness
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/console"
+)
+
+// Boot starts a machine owned by one test, waits until it is ready and stops it when the test
+// ends. On failure (or always with VMTEST_KEEP=always) artifacts go to
+// $VMTEST_ARTIFACTS/<test name>/. After the test, the console and the kernel log are checked
+// against the console checks table.
+func Boot(t testing.TB, opts ...Option) *Machine {
+	t.Helper()
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatalf("harness configuration: %v", err)
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx := testContext(t)
+	if d, ok := deadline(t); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
+	m, err := start(ctx, cfg, t.Name(), t.Logf)
+	if m != nil {
+		// Cleanups run last-in first-out: checks, then artifacts, then stop.
+		t.Cleanup(m.Close)
+		t.Cleanup(func() {
+			if cfg.Keep == KeepAlways || (cfg.Keep == KeepFailed && t.Failed()) {
+				dst := m.artifactDir(t.Name())
+				if err := m.saveArtifacts(dst); err == nil {
+					t.Logf("artifacts: %s", dst)
+				}
+			}
+		})
+	}
+	if err != nil {
+		t.Fatalf("boot: %v", err)
+	}
+	from := 0
+	t.Cleanup(func() { m.checkConsole(t, from) })
+	return m
+}
+
+// deadline leaves a minute before the test binary's own timeout for cleanup and artifacts.
+func deadline(t testing.TB) (time.Time, bool) {
+	tt, ok := t.(interface{ Deadline() (time.Time, bool) })
+	if !ok {
+		return time.Time{}, false
+	}
+	d, ok := tt.Deadline()
+	if !ok {
+		return d, false
+	}
+	return d.Add(-time.Minute), true
+}
+
+// checkConsole fails t if console lines after `from`, or kernel log lines the guest logged since
+// the last check, match the console checks (quiet kernels print warnings to the log only).
+func (m *Machine) checkConsole(t testing.TB, from int) {
+	t.Helper()
+	if hits := console.Scan(m.console.Lines(from), console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
+		t.Error(console.Report("serial console", hits, 20))
+	}
+	if m.Dead() != nil || m.sshClient() == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := m.Run(ctx, "sudo dmesg")
+	if err != nil || res.ExitCode != 0 {
+		return
+	}
+	lines := console.SplitLines(string(res.Stdout))
+	m.mu.Lock()
+	seen := m.dmesgSeen
+	if seen > len(lines) { // ring buffer wrapped or a reboot: check all
+		seen = 0
+	}
+	m.dmesgSeen = len(lines)
+	m.mu.Unlock()
+	if hits := console.Scan(lines[seen:], console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
+		t.Error(console.Report("kernel log (dmesg)", hits, 20))
+	}
+}

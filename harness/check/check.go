@@ -1,0 +1,128 @@
+// Package check holds the comparisons suites make between what a profile promises and what a
+// guest answered. Each returns nil or an error that names the expected and the actual value, so
+// a failing suite says what broke without a second run; each is a pure function, so its
+// failure path is unit-tested on recorded guest output.
+package check
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// Equal fails unless got == want.
+func Equal(what, want, got string) error {
+	if got != want {
+		return fmt.Errorf("%s: expected %q, got %q", what, want, got)
+	}
+	return nil
+}
+
+// Match fails unless got matches the regular expression pattern.
+func Match(what, pattern, got string) error {
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return fmt.Errorf("%s: the profile's pattern %q is not a valid regular expression: %v", what, pattern, err)
+	}
+	if !re.MatchString(got) {
+		return fmt.Errorf("%s: expected a match for `%s`, got %q", what, pattern, got)
+	}
+	return nil
+}
+
+// HasWord fails unless the whitespace-separated list got contains want.
+func HasWord(what, want, got string) error {
+	for _, f := range strings.Fields(got) {
+		if f == want {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: expected %q among %q", what, want, got)
+}
+
+// LacksWord fails if the whitespace-separated list got contains bad (or a word starting with
+// bad+"=" when bad has no "=").
+func LacksWord(what, bad, got string) error {
+	for _, f := range strings.Fields(got) {
+		if f == bad || (!strings.Contains(bad, "=") && strings.HasPrefix(f, bad+"=")) {
+			return fmt.Errorf("%s: expected no %q, got %q", what, bad, got)
+		}
+	}
+	return nil
+}
+
+// Set fails unless the words of got are exactly the words of want, in any order.
+func Set(what string, want []string, got string) error {
+	g := strings.Fields(got)
+	w := append([]string(nil), want...)
+	if len(g) == len(w) {
+		seen := map[string]int{}
+		for _, x := range w {
+			seen[x]++
+		}
+		ok := true
+		for _, x := range g {
+			if seen[x] == 0 {
+				ok = false
+				break
+			}
+			seen[x]--
+		}
+		if ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("%s: expected %q, got %q", what, strings.Join(want, " "), strings.Join(g, " "))
+}
+
+// IntEqual fails unless got (trimmed) is the integer want.
+func IntEqual(what string, want int, got string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(got))
+	if err != nil {
+		return fmt.Errorf("%s: expected %d, got %q (not an integer)", what, want, got)
+	}
+	if n != want {
+		return fmt.Errorf("%s: expected %d, got %d", what, want, n)
+	}
+	return nil
+}
+
+// IntRange fails unless min <= got <= max.
+func IntRange(what string, min, max int, got string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(got))
+	if err != nil {
+		return fmt.Errorf("%s: expected %d..%d, got %q (not an integer)", what, min, max, got)
+	}
+	if n < min || n > max {
+		return fmt.Errorf("%s: expected %d..%d, got %d", what, min, max, n)
+	}
+	return nil
+}
+
+// Field returns the value of "key: value" or "key=value" lines in text ("" if absent).
+func Field(text, key string) string {
+	for _, l := range strings.Split(text, "\n") {
+		l = strings.TrimSpace(l)
+		for _, sep := range []string{":", "="} {
+			if k, v, ok := strings.Cut(l, sep); ok && strings.TrimSpace(k) == key {
+				return strings.Trim(strings.TrimSpace(v), `"'`)
+			}
+		}
+	}
+	return ""
+}
+
+// Errors joins non-nil errors into one (nil if none).
+func Errors(errs ...error) error {
+	var msgs []string
+	for _, e := range errs {
+		if e != nil {
+			msgs = append(msgs, e.Error())
+		}
+	}
+	if len(msgs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%s", strings.Join(msgs, "\n"))
+}

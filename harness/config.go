@@ -1,0 +1,193 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
+	"github.com/azl-vmtest/azl-vmtest/images/standin"
+)
+
+// Keep says when artifacts are written.
+type Keep string
+
+const (
+	KeepNever  Keep = "never"
+	KeepFailed Keep = "failed"
+	KeepAlways Keep = "always"
+)
+
+// Config is everything that decides how a machine is started. It comes from the environment
+// (VMTEST_*) and is then adjusted by Options.
+type Config struct {
+	Image       string
+	Arch        arch.Arch
+	Accel       string
+	Profile     string // name or file; "" = detect from /etc/os-release
+	MemoryMB    int
+	CPUs        int
+	Artifacts   string
+	Keep        Keep
+	BootTimeout time.Duration
+	NetOpen     bool // let the guest reach the host's networks (default: only forwarded ports)
+	User        string
+
+	// Suite additions to the seed.
+	WriteFiles    []cloudinit.File
+	BootCmd       []string
+	RunCmd        []string
+	Extra         map[string]any
+	NetworkConfig string
+	// Forwards are extra guest TCP ports forwarded to host ports on 127.0.0.1 (host 0 = any).
+	Forwards map[int]int
+	// AllowConsole names console checks a test expects to trip (e.g. "kernel panic").
+	AllowConsole []string
+	// SkipReady skips the cloud-init and systemd stages (SSH only).
+	SkipReady bool
+}
+
+// Option adjusts a Config.
+type Option func(*Config)
+
+// WithMemory sets the guest's memory in MiB.
+func WithMemory(mb int) Option { return func(c *Config) { c.MemoryMB = mb } }
+
+// WithCPUs sets the guest's CPU count.
+func WithCPUs(n int) Option { return func(c *Config) { c.CPUs = n } }
+
+// WithImage boots another image.
+func WithImage(path string) Option { return func(c *Config) { c.Image = path } }
+
+// WithWriteFiles adds cloud-init write_files entries.
+func WithWriteFiles(f ...cloudinit.File) Option {
+	return func(c *Config) { c.WriteFiles = append(c.WriteFiles, f...) }
+}
+
+// WithRunCmd adds cloud-init runcmd entries (shell lines).
+func WithRunCmd(cmds ...string) Option { return func(c *Config) { c.RunCmd = append(c.RunCmd, cmds...) } }
+
+// WithBootCmd adds cloud-init bootcmd entries.
+func WithBootCmd(cmds ...string) Option { return func(c *Config) { c.BootCmd = append(c.BootCmd, cmds...) } }
+
+// WithUserData adds top-level cloud-config keys the harness does not own.
+func WithUserData(key string, value any) Option {
+	return func(c *Config) {
+		if c.Extra == nil {
+			c.Extra = map[string]any{}
+		}
+		c.Extra[key] = value
+	}
+}
+
+// WithNetworkConfig sets NoCloud network-config (version 2 YAML).
+func WithNetworkConfig(yaml string) Option { return func(c *Config) { c.NetworkConfig = yaml } }
+
+// WithForward forwards a guest TCP port to 127.0.0.1 on the host (hostPort 0 picks a free one;
+// Machine.HostPort tells which).
+func WithForward(guestPort, hostPort int) Option {
+	return func(c *Config) {
+		if c.Forwards == nil {
+			c.Forwards = map[int]int{}
+		}
+		c.Forwards[guestPort] = hostPort
+	}
+}
+
+// WithAllowConsole lets named console checks match without failing the test.
+func WithAllowConsole(names ...string) Option {
+	return func(c *Config) { c.AllowConsole = append(c.AllowConsole, names...) }
+}
+
+// WithBootTimeout bounds the boot (QEMU start to ready).
+func WithBootTimeout(d time.Duration) Option { return func(c *Config) { c.BootTimeout = d } }
+
+// WithSSHOnly makes readiness stop at the first SSH login (no cloud-init or systemd wait).
+func WithSSHOnly() Option { return func(c *Config) { c.SkipReady = true } }
+
+// ConfigFromEnv reads VMTEST_* (see README).
+func ConfigFromEnv() (Config, error) {
+	c := Config{Accel: "auto", MemoryMB: 2048, CPUs: 2, Keep: KeepFailed, User: "azlvmtest"}
+	var err error
+	archName := os.Getenv("VMTEST_ARCH")
+	if archName == "" {
+		c.Arch, err = arch.Host()
+	} else {
+		c.Arch, err = arch.Lookup(archName)
+	}
+	if err != nil {
+		return c, fmt.Errorf("VMTEST_ARCH: %w", err)
+	}
+	c.Image = os.Getenv("VMTEST_IMAGE")
+	if c.Image == "" {
+		c.Image = standin.ImagePath(standin.CacheDir(), c.Arch)
+	}
+	if v := os.Getenv("VMTEST_ACCEL"); v != "" {
+		c.Accel = v
+	}
+	c.Profile = os.Getenv("VMTEST_PROFILE")
+	if c.MemoryMB, err = envInt("VMTEST_MEM", c.MemoryMB); err != nil {
+		return c, err
+	}
+	if c.CPUs, err = envInt("VMTEST_CPUS", c.CPUs); err != nil {
+		return c, err
+	}
+	c.Artifacts = os.Getenv("VMTEST_ARTIFACTS")
+	if c.Artifacts == "" {
+		c.Artifacts = filepath.Join(moduleRoot(), "_artifacts")
+	}
+	if v := os.Getenv("VMTEST_KEEP"); v != "" {
+		switch Keep(v) {
+		case KeepNever, KeepFailed, KeepAlways:
+			c.Keep = Keep(v)
+		default:
+			return c, fmt.Errorf("VMTEST_KEEP=%q: use never, failed or always", v)
+		}
+	}
+	if v := os.Getenv("VMTEST_BOOT_TIMEOUT"); v != "" {
+		if c.BootTimeout, err = time.ParseDuration(v); err != nil {
+			return c, fmt.Errorf("VMTEST_BOOT_TIMEOUT=%q: %w (use e.g. 5m)", v, err)
+		}
+	}
+	switch v := os.Getenv("VMTEST_NET"); v {
+	case "", "restricted":
+	case "open":
+		c.NetOpen = true
+	default:
+		return c, fmt.Errorf("VMTEST_NET=%q: use restricted or open", v)
+	}
+	return c, nil
+}
+
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%s=%q: want a positive integer", name, v)
+	}
+	return n, nil
+}
+
+// moduleRoot is the folder holding go.mod above the working directory (go test runs in the
+// package's folder), or the working directory.
+func moduleRoot() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return wd
+		}
+	}
+}

@@ -1,0 +1,443 @@
+// Package harness is the API suites use: boot a VM (or share one across a package's read-only
+// tests), wait until it is really ready, and run commands on it over SSH.
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bramvdbogaerde/go-scp"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
+	"github.com/azl-vmtest/azl-vmtest/harness/console"
+	"github.com/azl-vmtest/azl-vmtest/harness/profile"
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
+	"github.com/azl-vmtest/azl-vmtest/harness/qmp"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+)
+
+// Machine is a booted guest reachable over SSH.
+type Machine struct {
+	cfg      Config
+	name     string
+	dir      string // private, 0700: overlay, keys, QMP socket, console log
+	inst     *qemu.Instance
+	console  *console.Recorder
+	profile  *profile.Profile
+	sshCfg   ssh.Config
+	userKey  *cloudinit.KeyPair
+	hostKey  *cloudinit.KeyPair
+	userData []byte
+	started  time.Time
+	logf     func(string, ...any)
+
+	// Stages are the boot's measured stage times (from QEMU start).
+	Stages BootStages
+
+	mu        sync.Mutex
+	client    *ssh.Client
+	bootID    string
+	dmesgSeen int
+	closed    bool
+}
+
+var nameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
+
+func sanitize(name string) string {
+	s := nameRe.ReplaceAllString(name, "_")
+	if len(s) > 80 {
+		s = s[:80]
+	}
+	return s
+}
+
+// start boots a machine and waits until it is ready. On error the returned Machine (if not nil)
+// still owns a QEMU process and must be closed after artifacts are taken.
+func start(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
+	info, err := qemu.Inspect(ctx, cfg.Image)
+	if err != nil {
+		return nil, err
+	}
+	accel, why, err := qemu.ResolveAccel(cfg.Accel, cfg.Arch)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.BootTimeout == 0 {
+		cfg.BootTimeout = defaultBootTimeout(accel, cfg.Arch)
+	}
+	logf("vm %s: %s image %s (%s), accelerator %s (%s), %d CPUs, %d MiB", name, cfg.Arch.Name, info.Path, info.Format, accel, why, cfg.CPUs, cfg.MemoryMB)
+	var prof *profile.Profile
+	if cfg.Profile != "" {
+		if prof, err = profile.Load(cfg.Profile); err != nil {
+			return nil, fmt.Errorf("VMTEST_PROFILE: %w", err)
+		}
+	}
+	dir, err := os.MkdirTemp("", "azl-vmtest-"+sanitize(name)+"-")
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{cfg: cfg, name: name, dir: dir, profile: prof, logf: logf}
+	ok := false
+	defer func() {
+		if !ok && m.inst == nil {
+			os.RemoveAll(dir)
+		}
+	}()
+	if m.userKey, err = cloudinit.NewKeyPair(cfg.User + "@azl-vmtest"); err != nil {
+		return nil, err
+	}
+	if m.hostKey, err = cloudinit.NewKeyPair("azl-vmtest-host"); err != nil {
+		return nil, err
+	}
+	hostname := "azl-vmtest-" + strings.ToLower(sanitize(name))
+	hostname = strings.Trim(regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(hostname, "-"), "-")
+	if len(hostname) > 63 {
+		hostname = strings.TrimRight(hostname[:63], "-")
+	}
+	seed := &cloudinit.Seed{
+		InstanceID: fmt.Sprintf("azl-vmtest-%d", time.Now().UnixNano()),
+		Hostname:   hostname, User: cfg.User, UserKey: m.userKey, HostKey: m.hostKey,
+		WriteFiles: cfg.WriteFiles, BootCmd: cfg.BootCmd, RunCmd: cfg.RunCmd, Extra: cfg.Extra,
+		NetworkConfig: cfg.NetworkConfig,
+	}
+	if m.userData, err = seed.UserData(); err != nil {
+		return nil, err
+	}
+	seedPath := filepath.Join(dir, "seed.iso")
+	if err := seed.WriteISO(seedPath); err != nil {
+		return nil, err
+	}
+	if m.console, err = console.NewRecorder(filepath.Join(dir, "console.log")); err != nil {
+		return nil, err
+	}
+	var fwd []qemu.Forward
+	for g, h := range cfg.Forwards {
+		fwd = append(fwd, qemu.Forward{Guest: g, Host: h})
+	}
+	m.started = time.Now()
+	m.inst, err = qemu.Start(ctx, qemu.Config{
+		Name: sanitize(name), Arch: cfg.Arch, Image: info, Dir: dir,
+		MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: accel,
+		Drives:        []qemu.Drive{{ID: "cidata", Path: seedPath, Format: "raw", ReadOnly: true}},
+		Forwards:      fwd,
+		NetRestricted: !cfg.NetOpen,
+		Console:       m.console,
+	})
+	if err != nil {
+		m.console.Close()
+		return nil, err
+	}
+	m.Stages.QEMU = time.Since(m.started)
+	register(m)
+	m.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", m.inst.SSHPort), User: cfg.User,
+		Signer: m.userKey.Signer, HostKey: m.hostKey.Signer.PublicKey()}
+	logf("vm %s: +%.1fs QEMU up (pid %d), SSH on 127.0.0.1:%d, console %s", name, m.Stages.QEMU.Seconds(), m.inst.Pid(), m.inst.SSHPort, filepath.Join(dir, "console.log"))
+	bctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout)
+	defer cancel()
+	if err := m.waitReady(bctx); err != nil {
+		return m, err
+	}
+	if m.profile == nil {
+		osr, err := m.Run(ctx, "cat /etc/os-release")
+		if err != nil {
+			return m, err
+		}
+		if m.profile, err = profile.Detect(string(osr.Stdout)); err != nil {
+			return m, err
+		}
+	}
+	logf("vm %s: profile %s (%s)", name, m.profile.Name, m.profile.Source)
+	ok = true
+	return m, nil
+}
+
+func defaultBootTimeout(accel string, a arch.Arch) time.Duration {
+	switch {
+	case accel == qemu.AccelKVM:
+		return 3 * time.Minute
+	case a.Name == "aarch64":
+		return 10 * time.Minute
+	default:
+		return 6 * time.Minute
+	}
+}
+
+// Close stops QEMU and removes the private folder. Safe to call more than once.
+func (m *Machine) Close() {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	m.closed = true
+	unregister(m)
+	c := m.client
+	m.client = nil
+	m.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	if m.inst != nil {
+		m.inst.Stop(5 * time.Second)
+	}
+	if m.console != nil {
+		m.console.Close()
+	}
+	os.RemoveAll(m.dir)
+}
+
+// Name is the machine's name (the test's).
+func (m *Machine) Name() string { return m.name }
+
+// Profile is what this guest's OS release promises.
+func (m *Machine) Profile() *profile.Profile { return m.profile }
+
+// Arch is the guest's architecture.
+func (m *Machine) Arch() arch.Arch { return m.cfg.Arch }
+
+// Console is the guest's serial console.
+func (m *Machine) Console() *console.Recorder { return m.console }
+
+// QMP is the QEMU monitor.
+func (m *Machine) QMP() *qmp.Monitor { return m.inst.QMP }
+
+// Instance is the QEMU process.
+func (m *Machine) Instance() *qemu.Instance { return m.inst }
+
+// HostPort is the host port (on 127.0.0.1) forwarded to guestPort, or 0.
+func (m *Machine) HostPort(guestPort int) int { return m.inst.Ports[guestPort] }
+
+// UserData is the rendered user-data the guest was given.
+func (m *Machine) UserData() []byte { return m.userData }
+
+// HostKey is the SSH host key the harness injected and pins ("ssh-ed25519 AAAA...").
+func (m *Machine) HostKey() string { return m.hostKey.PublicLine }
+
+// UserKey is the test user's authorized public key.
+func (m *Machine) UserKey() string { return m.userKey.PublicLine }
+
+// User is the test user's name.
+func (m *Machine) User() string { return m.cfg.User }
+
+// Dead returns why the guest can no longer answer (fatal console sign or QEMU gone), or nil.
+func (m *Machine) Dead() error {
+	if err := m.console.FatalError(); err != nil {
+		return err
+	}
+	if m.inst != nil {
+		return m.inst.ExitError()
+	}
+	return nil
+}
+
+// guard returns ctx, also cancelled when the guest dies.
+func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-m.console.Fatal():
+			cancel()
+		case <-m.inst.Exited():
+			cancel()
+		}
+	}()
+	return ctx, cancel
+}
+
+func (m *Machine) sshClient() *ssh.Client {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.client
+}
+
+// Run runs a shell command as the test user. A non-zero exit is in the Result, not an error;
+// an error means the outcome is unknown (connection lost, guest died, ctx ended). Commands are
+// never retried.
+func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
+	c := m.sshClient()
+	if c == nil {
+		if d := m.Dead(); d != nil {
+			return ssh.Result{ExitCode: -1}, fmt.Errorf("%q: guest is down: %w", cmd, d)
+		}
+		return ssh.Result{ExitCode: -1}, fmt.Errorf("%q: not connected to the guest", cmd)
+	}
+	gctx, cancel := m.guard(ctx)
+	defer cancel()
+	res, err := c.Run(gctx, cmd, nil)
+	if err != nil {
+		if d := m.Dead(); d != nil {
+			return res, fmt.Errorf("%q: guest died: %w", cmd, d)
+		}
+	}
+	return res, err
+}
+
+// DefaultCommandTimeout bounds MustRun and Output.
+const DefaultCommandTimeout = 5 * time.Minute
+
+// MustRun runs cmd and fails the test unless it exits 0; it returns stdout without the
+// trailing newline.
+func (m *Machine) MustRun(t testing.TB, cmd string) string {
+	t.Helper()
+	out, code, err := m.output(t, cmd)
+	if err != nil {
+		t.Fatalf("guest command %q: %v", cmd, err)
+	}
+	if code != 0 {
+		t.Fatalf("guest command %q exited %d\n%s", cmd, code, out)
+	}
+	return strings.TrimRight(out.stdout, "\n")
+}
+
+// Output runs cmd and returns its stdout (trailing newline trimmed) and exit code; it fails the
+// test only when the outcome is unknown.
+func (m *Machine) Output(t testing.TB, cmd string) (string, int) {
+	t.Helper()
+	out, code, err := m.output(t, cmd)
+	if err != nil {
+		t.Fatalf("guest command %q: %v", cmd, err)
+	}
+	return strings.TrimRight(out.stdout, "\n"), code
+}
+
+type cmdOutput struct{ stdout, stderr string }
+
+func (o cmdOutput) String() string {
+	return fmt.Sprintf("stdout: %s\nstderr: %s", strings.TrimSpace(o.stdout), strings.TrimSpace(o.stderr))
+}
+
+func (m *Machine) output(t testing.TB, cmd string) (cmdOutput, int, error) {
+	ctx, cancel := context.WithTimeout(testContext(t), DefaultCommandTimeout)
+	defer cancel()
+	res, err := m.Run(ctx, cmd)
+	return cmdOutput{string(res.Stdout), string(res.Stderr)}, res.ExitCode, err
+}
+
+func testContext(t testing.TB) context.Context {
+	if c, ok := t.(interface{ Context() context.Context }); ok {
+		return c.Context()
+	}
+	return context.Background()
+}
+
+// BootID is the guest's current boot ID.
+func (m *Machine) BootID(ctx context.Context) (string, error) {
+	res, err := m.Run(ctx, "cat /proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(res.Stdout)), nil
+}
+
+// Reboot reboots the guest and waits until it is back with a new boot ID and systemd is done.
+func (m *Machine) Reboot(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(testContext(t), m.cfg.BootTimeout)
+	defer cancel()
+	if err := m.reboot(ctx); err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+}
+
+func (m *Machine) reboot(ctx context.Context) error {
+	old, err := m.BootID(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	// The connection may drop before the reply: the reboot is confirmed by the new boot ID.
+	_, _ = m.Run(ctx, "sudo systemctl reboot")
+	m.mu.Lock()
+	c := m.client
+	m.client = nil
+	m.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	for {
+		if err := m.dialSSH(ctx); err != nil {
+			return err
+		}
+		id, err := m.BootID(ctx)
+		if err == nil && id != old {
+			m.bootID = id
+			m.dmesgSeen = 0
+			break
+		}
+		// Still the old boot (sshd not yet stopped): drop it and wait for the new one.
+		m.mu.Lock()
+		c := m.client
+		m.client = nil
+		m.mu.Unlock()
+		if c != nil {
+			c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("guest did not come back with a new boot ID: %w", ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	m.log("vm %s: rebooted, SSH back after %.1fs", m.name, time.Since(start).Seconds())
+	if err := m.waitSystemd(ctx); err != nil {
+		return err
+	}
+	return nil
+}
+
+// CopyTo copies a local file to the guest (go-scp over the kept connection). remote is passed
+// to the guest's shell: use only paths the test controls.
+func (m *Machine) CopyTo(ctx context.Context, local, remote, mode string) error {
+	c := m.sshClient()
+	if c == nil {
+		return errors.New("not connected to the guest")
+	}
+	f, err := os.Open(local)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc, err := scp.NewClientBySSH(c.Raw())
+	if err != nil {
+		return err
+	}
+	gctx, cancel := m.guard(ctx)
+	defer cancel()
+	if err := sc.CopyFromFile(gctx, *f, remote, mode); err != nil {
+		return fmt.Errorf("copying %s to guest:%s: %w", local, remote, err)
+	}
+	return nil
+}
+
+// CopyFrom copies a guest file to a local path.
+func (m *Machine) CopyFrom(ctx context.Context, remote, local string) error {
+	c := m.sshClient()
+	if c == nil {
+		return errors.New("not connected to the guest")
+	}
+	f, err := os.Create(local)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	sc, err := scp.NewClientBySSH(c.Raw())
+	if err != nil {
+		return err
+	}
+	gctx, cancel := m.guard(ctx)
+	defer cancel()
+	if err := sc.CopyFromRemote(gctx, f, remote); err != nil {
+		return fmt.Errorf("copying guest:%s to %s: %w", remote, local, err)
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+// Package profile holds what an OS release promises, as data: one YAML file per release
+// (profiles/*.yaml), matched by /etc/os-release. Suites read expectations from the profile, so
+// the same tests judge the stand-in here and real Azure Linux images elsewhere.
+package profile
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+//go:embed profiles/*.yaml
+var builtin embed.FS
+
+// Match selects a profile from /etc/os-release fields (all given fields must be equal).
+type Match struct {
+	ID        string `yaml:"id"`
+	VersionID string `yaml:"version_id"`
+	VariantID string `yaml:"variant_id,omitempty"`
+}
+
+// Boot is what the boot suite checks.
+type Boot struct {
+	OSID          string `yaml:"os_id"`
+	VersionID     string `yaml:"version_id"`
+	KernelRelease string `yaml:"kernel_release"` // regular expression for uname -r
+	// Console is the serial console device per architecture (console=<dev> on the cmdline).
+	Console          map[string]string `yaml:"console"`
+	CmdlineRequired  []string          `yaml:"cmdline_required"`
+	CmdlineForbidden []string          `yaml:"cmdline_forbidden"`
+	BootMode         string            `yaml:"boot_mode"`  // uefi | bios
+	Bootloader       string            `yaml:"bootloader"` // grub2 | systemd-boot
+	BLSEntries       *bool             `yaml:"bls_entries"`
+	RootFS           string            `yaml:"root_fs"`
+	SystemState      string            `yaml:"system_state"` // is-system-running
+	CloudInitStatus  string            `yaml:"cloud_init_status"`
+}
+
+// Profile is one OS release's promises.
+type Profile struct {
+	Name        string `yaml:"name"`
+	Description string `yaml:"description"`
+	Match       Match  `yaml:"match"`
+	Boot        Boot   `yaml:"boot"`
+	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
+	// reason; a check of such a key skips with that reason.
+	NotPromised map[string]string `yaml:"not_promised"`
+
+	Source string `yaml:"-"` // where it was loaded from
+}
+
+// Names lists the built-in profiles.
+func Names() []string {
+	ents, _ := builtin.ReadDir("profiles")
+	var n []string
+	for _, e := range ents {
+		n = append(n, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	sort.Strings(n)
+	return n
+}
+
+// Load returns a built-in profile by name, or reads a profile file when name is a path.
+func Load(name string) (*Profile, error) {
+	var data []byte
+	var src string
+	var err error
+	if strings.ContainsRune(name, '/') || strings.HasSuffix(name, ".yaml") {
+		src = name
+		data, err = os.ReadFile(name)
+	} else {
+		src = "builtin:" + name
+		data, err = builtin.ReadFile(path.Join("profiles", name+".yaml"))
+		if err != nil {
+			return nil, fmt.Errorf("no profile %q: use one of %s, or a path to a profile file", name, strings.Join(Names(), ", "))
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("profile %s: %w", src, err)
+	}
+	return Parse(data, src)
+}
+
+// Parse decodes a profile strictly: an unknown key is an error (a typo must not turn a check
+// into a silent skip).
+func Parse(data []byte, src string) (*Profile, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var p Profile
+	if err := dec.Decode(&p); err != nil {
+		return nil, fmt.Errorf("invalid profile %s: %w", src, err)
+	}
+	if p.Name == "" {
+		return nil, fmt.Errorf("invalid profile %s: no name", src)
+	}
+	if p.Match.ID == "" {
+		return nil, fmt.Errorf("invalid profile %s: match.id is required", src)
+	}
+	for k := range p.NotPromised {
+		if !knownKey(k) {
+			return nil, fmt.Errorf("invalid profile %s: not_promised names unknown key %q", src, k)
+		}
+	}
+	p.Source = src
+	return &p, nil
+}
+
+// ParseOSRelease reads os-release text into a map (quotes removed).
+func ParseOSRelease(text string) map[string]string {
+	m := map[string]string{}
+	for _, l := range strings.Split(text, "\n") {
+		k, v, ok := strings.Cut(strings.TrimSpace(l), "=")
+		if !ok || strings.HasPrefix(k, "#") {
+			continue
+		}
+		m[k] = strings.Trim(v, `"'`)
+	}
+	return m
+}
+
+// Detect picks the built-in profile whose match fits os-release. The most specific match wins
+// (a variant_id match beats one without).
+func Detect(osRelease string) (*Profile, error) {
+	osr := ParseOSRelease(osRelease)
+	var best *Profile
+	bestScore := -1
+	for _, n := range Names() {
+		p, err := Load(n)
+		if err != nil {
+			return nil, err
+		}
+		m := p.Match
+		if m.ID != osr["ID"] || (m.VersionID != "" && m.VersionID != osr["VERSION_ID"]) ||
+			(m.VariantID != "" && m.VariantID != osr["VARIANT_ID"]) {
+			continue
+		}
+		score := 0
+		if m.VersionID != "" {
+			score++
+		}
+		if m.VariantID != "" {
+			score += 2
+		}
+		if score > bestScore {
+			best, bestScore = p, score
+		}
+	}
+	if best == nil {
+		return nil, fmt.Errorf("no profile matches this guest (ID=%q VERSION_ID=%q VARIANT_ID=%q): set VMTEST_PROFILE to one of %s or to a profile file",
+			osr["ID"], osr["VERSION_ID"], osr["VARIANT_ID"], strings.Join(Names(), ", "))
+	}
+	return best, nil
+}
+
+// Unpromised returns the reason key is not promised, if the profile says so.
+func (p *Profile) Unpromised(key string) (string, bool) {
+	r, ok := p.NotPromised[key]
+	return r, ok
+}

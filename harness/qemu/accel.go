@@ -1,0 +1,115 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+)
+
+// Accelerator names.
+const (
+	AccelAuto = "auto"
+	AccelKVM  = "kvm"
+	AccelTCG  = "tcg"
+)
+
+var (
+	kvmOnce   sync.Once
+	kvmOK     bool
+	kvmReason string
+)
+
+// KVMUsable reports whether KVM really runs guest code for a, and why not. /dev/kvm can exist
+// and QEMU can accept -accel kvm while the guest makes no progress (nested virtualisation
+// without VMX), so this boots a few bytes of guest code that ask QEMU to exit: only a guest
+// that ran them proves KVM works. The answer is cached for the process.
+func KVMUsable(a arch.Arch) (bool, string) {
+	if !a.Native() {
+		return false, fmt.Sprintf("KVM cannot run %s guests on this host", a.Name)
+	}
+	kvmOnce.Do(func() { kvmOK, kvmReason = probeKVM(a) })
+	return kvmOK, kvmReason
+}
+
+func probeKVM(a arch.Arch) (bool, string) {
+	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
+	if err != nil {
+		return false, fmt.Sprintf("/dev/kvm: %v", err)
+	}
+	f.Close()
+	dir, err := os.MkdirTemp("", "azl-vmtest-kvmprobe-")
+	if err != nil {
+		return false, err.Error()
+	}
+	defer os.RemoveAll(dir)
+	var args []string
+	var wantExit int
+	bios := filepath.Join(dir, "probe.bin")
+	switch a.Name {
+	case "x86_64":
+		// 64 KiB firmware whose reset vector does: mov al,1; out 0xf4,al; hlt; jmp $.
+		// isa-debug-exit turns the write into QEMU exit status (1<<1)|1 = 3.
+		img := make([]byte, 64<<10)
+		copy(img[len(img)-16:], []byte{0xb0, 0x01, 0xe6, 0xf4, 0xf4, 0xeb, 0xfe})
+		if err := os.WriteFile(bios, img, 0o644); err != nil {
+			return false, err.Error()
+		}
+		args = []string{"-machine", a.Machine, "-cpu", "host", "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"}
+		wantExit = 3
+	case "aarch64":
+		// PSCI SYSTEM_OFF through hvc: movz w0,#8; movk w0,#0x8400,lsl 16; hvc #0; b .
+		code := []byte{0x00, 0x01, 0x80, 0x52, 0x00, 0x80, 0xb0, 0x72, 0x02, 0x00, 0x00, 0xd4, 0x00, 0x00, 0x00, 0x14}
+		if err := os.WriteFile(bios, code, 0o644); err != nil {
+			return false, err.Error()
+		}
+		args = []string{"-machine", "virt,gic-version=host", "-cpu", "host"}
+		wantExit = 0
+	default:
+		return false, "no KVM probe for " + a.Name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.QEMUBinary, append([]string{"-accel", "kvm", "-nodefaults", "-display", "none", "-m", "64", "-bios", bios}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return false, "a KVM guest made no progress in 5 s (no hardware virtualisation for this VM?)"
+	}
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		return false, err.Error()
+	}
+	if code != wantExit {
+		return false, fmt.Sprintf("KVM probe exited %d: %s", code, out)
+	}
+	return true, "KVM ran a probe guest"
+}
+
+// ResolveAccel turns "auto" into kvm or tcg, with the reason for the choice.
+func ResolveAccel(want string, a arch.Arch) (string, string, error) {
+	switch want {
+	case "", AccelAuto:
+		if ok, why := KVMUsable(a); ok {
+			return AccelKVM, why, nil
+		} else {
+			return AccelTCG, "KVM not usable: " + why, nil
+		}
+	case AccelKVM:
+		if ok, why := KVMUsable(a); !ok {
+			return "", "", fmt.Errorf("VMTEST_ACCEL=kvm but KVM is not usable: %s (use VMTEST_ACCEL=auto or tcg)", why)
+		}
+		return AccelKVM, "requested", nil
+	case AccelTCG:
+		return AccelTCG, "requested", nil
+	}
+	return "", "", fmt.Errorf("unknown accelerator %q: use auto, kvm or tcg", want)
+}

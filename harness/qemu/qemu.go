@@ -1,0 +1,358 @@
+// Package qemu starts and stops one QEMU virtual machine: its argv comes from the per-architecture
+// table (harness/arch), its disk is a qcow2 overlay over the user's image, its lifetime is tied to
+// the test process (Pdeathsig), and it is controlled over QMP.
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/qmp"
+)
+
+// Drive is an extra disk attached at start.
+type Drive struct {
+	ID       string
+	Path     string
+	Format   string
+	ReadOnly bool
+}
+
+// Forward is a host TCP port (on 127.0.0.1) forwarded to a guest port.
+type Forward struct {
+	Host, Guest int
+}
+
+// Config describes one VM.
+type Config struct {
+	Name     string
+	Arch     arch.Arch
+	Image    ImageInfo // base image (never written)
+	Dir      string    // private 0700 folder: overlay, firmware vars, QMP socket
+	MemoryMB int
+	CPUs     int
+	Accel    string // kvm or tcg (resolved)
+	Drives   []Drive
+	// Forwards are extra host ports; SSH (guest 22) is always forwarded.
+	Forwards []Forward
+	// NetRestricted isolates the guest from every network but the host forwards (user-net
+	// restrict=on).
+	NetRestricted bool
+	// Console receives the guest's serial console.
+	Console   io.Writer
+	ExtraArgs []string
+}
+
+// Instance is a running VM.
+type Instance struct {
+	Argv    []string
+	SSHPort int
+	Ports   map[int]int // guest port -> host port
+	QMP     *qmp.Monitor
+	Overlay string
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	exitErr error
+	stderr  *tailBuffer
+	stopped bool
+	mu      sync.Mutex
+}
+
+// Argv builds QEMU's command line (without the binary).
+func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]string, error) {
+	code, _, err := c.Arch.Firmware()
+	if err != nil {
+		return nil, err
+	}
+	a := []string{
+		"-name", "azl-vmtest-" + c.Name,
+		"-nodefaults", "-no-user-config", "-display", "none",
+		"-machine", c.Arch.Machine,
+		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
+	}
+	switch c.Accel {
+	case AccelKVM:
+		a = append(a, "-accel", "kvm", "-cpu", "host")
+	default:
+		a = append(a, "-accel", "tcg,thread=multi", "-cpu", c.Arch.TCGCPU)
+	}
+	a = append(a,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
+		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
+		// The overlay is thrown away with the VM, so host flushes buy nothing.
+		"-drive", "if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap,file="+overlay,
+		"-device", c.Arch.DiskDevice+",drive=disk0,bootindex=0",
+	)
+	for _, d := range c.Drives {
+		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", d.ID, d.Format, d.Path)
+		if d.ReadOnly {
+			opt += ",readonly=on"
+		}
+		a = append(a, "-drive", opt, "-device", c.Arch.DiskDevice+",drive="+d.ID)
+	}
+	netdev := "user,id=net0"
+	if c.NetRestricted {
+		netdev += ",restrict=on"
+	}
+	for _, g := range slices.Sorted(maps.Keys(ports)) {
+		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", ports[g], g)
+	}
+	a = append(a,
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
+		"-device", "virtio-rng-pci",
+		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
+		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
+	)
+	return append(a, c.ExtraArgs...), nil
+}
+
+// Start creates the overlay and firmware vars, starts QEMU and connects QMP. The process gets
+// SIGKILL when the test process dies, whatever the cause.
+func Start(ctx context.Context, c Config) (*Instance, error) {
+	if _, err := exec.LookPath(c.Arch.QEMUBinary); err != nil {
+		return nil, fmt.Errorf("%s not found: run scripts/host-setup.sh as root", c.Arch.QEMUBinary)
+	}
+	_, varsTemplate, err := c.Arch.Firmware()
+	if err != nil {
+		return nil, err
+	}
+	overlay := filepath.Join(c.Dir, "overlay.qcow2")
+	if err := CreateOverlay(ctx, c.Image, overlay); err != nil {
+		return nil, err
+	}
+	vars := filepath.Join(c.Dir, "efivars.fd")
+	if err := copyFile(varsTemplate, vars); err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ { // a free port can be taken between probe and bind
+		ports := map[int]int{22: 0}
+		for _, f := range c.Forwards {
+			ports[f.Guest] = f.Host
+		}
+		for g, h := range ports {
+			if h == 0 {
+				if ports[g], err = freePort(); err != nil {
+					return nil, err
+				}
+			}
+		}
+		inst, err := start(ctx, c, overlay, vars, ports)
+		if err == nil {
+			return inst, nil
+		}
+		lastErr = err
+		if !strings.Contains(err.Error(), "host forwarding") {
+			break
+		}
+	}
+	return nil, lastErr
+}
+
+func start(ctx context.Context, c Config, overlay, vars string, ports map[int]int) (*Instance, error) {
+	qmpSock := filepath.Join(c.Dir, "qmp.sock")
+	_ = os.Remove(qmpSock)
+	argv, err := c.Argv(overlay, vars, qmpSock, ports)
+	if err != nil {
+		return nil, err
+	}
+	inst := &Instance{Argv: append([]string{c.Arch.QEMUBinary}, argv...), SSHPort: ports[22], Ports: ports,
+		Overlay: overlay, exited: make(chan struct{}), stderr: newTailBuffer(8 << 10)}
+	cmd := exec.Command(c.Arch.QEMUBinary, argv...)
+	cmd.Dir = c.Dir
+	cmd.Stdin = nil
+	if c.Console != nil {
+		cmd.Stdout = c.Console
+	}
+	cmd.Stderr = inst.stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Pdeathsig: syscall.SIGKILL, // dies with the test process, even on SIGKILL
+		Setpgid:   true,            // a terminal's Ctrl-C reaches the test, which stops QEMU itself
+	}
+	inst.cmd = cmd
+	// Pdeathsig fires when the thread that forked QEMU exits, so fork from a locked thread that
+	// lives exactly as long as QEMU.
+	started := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		if err := cmd.Start(); err != nil {
+			started <- err
+			runtime.UnlockOSThread()
+			return
+		}
+		started <- nil
+		err := cmd.Wait()
+		inst.mu.Lock()
+		inst.exitErr = err
+		inst.mu.Unlock()
+		close(inst.exited)
+		// The thread is left locked on purpose: it exits with this goroutine.
+	}()
+	if err := <-started; err != nil {
+		return nil, fmt.Errorf("starting %s: %w", c.Arch.QEMUBinary, err)
+	}
+	qctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	qctx, cancel2 := contextUntil(qctx, inst.exited)
+	defer cancel2()
+	mon, err := qmp.Connect(qctx, qmpSock)
+	if err != nil {
+		inst.Kill()
+		<-inst.exited
+		return nil, fmt.Errorf("QEMU did not come up: %v\n%s", inst.ExitError(), inst.stderr.String())
+	}
+	inst.QMP = mon
+	return inst, nil
+}
+
+// contextUntil is ctx, also cancelled when done closes.
+func contextUntil(ctx context.Context, done <-chan struct{}) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
+}
+
+// Exited is closed when QEMU has exited.
+func (i *Instance) Exited() <-chan struct{} { return i.exited }
+
+// ExitError describes how QEMU ended (nil while running), with its stderr.
+func (i *Instance) ExitError() error {
+	select {
+	case <-i.exited:
+	default:
+		return nil
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	msg := "QEMU exited"
+	if i.exitErr != nil {
+		msg += ": " + i.exitErr.Error()
+	}
+	if i.stopped {
+		msg += " (stopped by the harness)"
+	}
+	if s := strings.TrimSpace(i.stderr.String()); s != "" {
+		msg += "\n" + s
+	}
+	return errors.New(msg)
+}
+
+// Pid is QEMU's process ID.
+func (i *Instance) Pid() int { return i.cmd.Process.Pid }
+
+// Kill ends QEMU at once.
+func (i *Instance) Kill() {
+	i.mu.Lock()
+	i.stopped = true
+	i.mu.Unlock()
+	if i.cmd.Process != nil {
+		_ = i.cmd.Process.Kill()
+	}
+}
+
+// Stop asks QEMU to quit over QMP and kills it if it has not exited within grace.
+func (i *Instance) Stop(grace time.Duration) {
+	i.mu.Lock()
+	i.stopped = true
+	i.mu.Unlock()
+	select {
+	case <-i.exited:
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), grace)
+		_ = i.QMP.Run(ctx, "quit", nil, nil)
+		select {
+		case <-i.exited:
+		case <-ctx.Done():
+			i.Kill()
+			<-i.exited
+		}
+		cancel()
+	}
+	i.QMP.Close()
+}
+
+// PowerDown sends an ACPI power button press (graceful shutdown) and waits for QEMU to exit.
+func (i *Instance) PowerDown(ctx context.Context) error {
+	if err := i.QMP.Run(ctx, "system_powerdown", nil, nil); err != nil {
+		return err
+	}
+	select {
+	case <-i.exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("guest did not power off: %w", ctx.Err())
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// tailBuffer keeps the last n bytes written.
+type tailBuffer struct {
+	mu  sync.Mutex
+	n   int
+	buf []byte
+}
+
+func newTailBuffer(n int) *tailBuffer { return &tailBuffer{n: n} }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.n {
+		t.buf = t.buf[len(t.buf)-t.n:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
+}

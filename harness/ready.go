@@ -1,0 +1,222 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+)
+
+// BootStages are offsets from QEMU's start. Kernel and SSHDActive are derived from the guest's
+// own clocks (uptime and systemd's monotonic timestamps) once SSH works, so they need no
+// console output (quiet kernels print nothing).
+type BootStages struct {
+	QEMU       time.Duration // QMP answered
+	Firmware   time.Duration // firmware handed over to the boot loader (console), 0 if unseen
+	Kernel     time.Duration // kernel started
+	SSHDActive time.Duration // the guest's sshd unit became active
+	SSH        time.Duration // first successful SSH handshake with the pinned key
+	CloudInit  time.Duration // cloud-init status --wait returned
+	Ready      time.Duration // systemctl is-system-running --wait returned
+	// ReadinessGap is SSH - SSHDActive: how late the harness noticed sshd.
+	ReadinessGap time.Duration
+	// RoundTrip is one trivial command's round trip on the kept connection.
+	RoundTrip time.Duration
+}
+
+func (b BootStages) String() string {
+	return fmt.Sprintf("qemu %.1fs, firmware %.1fs, kernel %.1fs, sshd active %.1fs, ssh %.1fs (gap %.2fs), cloud-init %.1fs, ready %.1fs, round trip %.0fms",
+		b.QEMU.Seconds(), b.Firmware.Seconds(), b.Kernel.Seconds(), b.SSHDActive.Seconds(), b.SSH.Seconds(),
+		b.ReadinessGap.Seconds(), b.CloudInit.Seconds(), b.Ready.Seconds(), float64(b.RoundTrip.Microseconds())/1000)
+}
+
+// SSHPollInterval is how often the harness tries the SSH handshake while the guest boots.
+const SSHPollInterval = 250 * time.Millisecond
+
+var firmwareHandoff = regexp.MustCompile(`BdsDxe: starting|Booting .+`)
+
+func (m *Machine) log(format string, args ...any) {
+	m.mu.Lock()
+	f := m.logf
+	m.mu.Unlock()
+	f(format, args...)
+}
+
+func (m *Machine) stage(what string, d time.Duration) {
+	m.log("vm %s: +%.1fs %s", m.name, d.Seconds(), what)
+}
+
+// waitReady runs the readiness stages: SSH handshake with the pinned key, cloud-init done,
+// systemd done. Each wait races QEMU exiting and fatal console signs, so a dead guest fails at
+// once with the console tail.
+func (m *Machine) waitReady(ctx context.Context) error {
+	wctx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go func() {
+		if _, err := m.console.WaitFor(wctx, 0, firmwareHandoff); err == nil {
+			m.Stages.Firmware = time.Since(m.started)
+		}
+	}()
+	if err := m.dialSSH(ctx); err != nil {
+		return err
+	}
+	m.Stages.SSH = time.Since(m.started)
+	stopWatch()
+	m.stage("SSH handshake with the pinned host key", m.Stages.SSH)
+	m.guestTimes(ctx)
+	if m.cfg.SkipReady {
+		return nil
+	}
+	if err := m.waitCloudInit(ctx); err != nil {
+		return err
+	}
+	if err := m.waitSystemd(ctx); err != nil {
+		return err
+	}
+	m.Stages.Ready = time.Since(m.started)
+	t0 := time.Now()
+	if _, err := m.Run(ctx, "true"); err == nil {
+		m.Stages.RoundTrip = time.Since(t0)
+	}
+	m.stage("ready: "+m.Stages.String(), m.Stages.Ready)
+	return nil
+}
+
+// dialSSH starts a handshake attempt every SSHPollInterval until one works, the guest dies or
+// ctx ends. Attempts overlap: before the guest's network is up, user-net holds a connection
+// open without an answer, and waiting for that attempt's timeout would delay readiness by
+// seconds after sshd starts.
+func (m *Machine) dialSSH(ctx context.Context) error {
+	const maxPending = 8
+	type result struct {
+		c   *ssh.Client
+		err error
+	}
+	actx, cancelAll := m.guard(ctx)
+	defer cancelAll()
+	results := make(chan result, maxPending)
+	pending := 0
+	var lastErr error
+	var mismatchSince time.Time
+	tick := time.NewTicker(SSHPollInterval)
+	defer tick.Stop()
+	launch := func() {
+		pending++
+		go func() {
+			cfg := m.sshCfg
+			cfg.HandshakeTimeout = 10 * time.Second
+			c, err := ssh.Dial(actx, cfg)
+			results <- result{c, err}
+		}()
+	}
+	// drain closes connections that succeed after the winner.
+	defer func() {
+		go func(n int) {
+			for ; n > 0; n-- {
+				if r := <-results; r.c != nil {
+					r.c.Close()
+				}
+			}
+		}(pending)
+	}()
+	launch()
+	for {
+		select {
+		case r := <-results:
+			pending--
+			if r.err == nil {
+				m.mu.Lock()
+				m.client = r.c
+				m.mu.Unlock()
+				return nil
+			}
+			lastErr = r.err
+			if ssh.IsHostKeyMismatch(r.err) {
+				// A guest may briefly run sshd with a generated key before cloud-init installs
+				// ours; a mismatch that persists means the seed was not applied.
+				if mismatchSince.IsZero() {
+					mismatchSince = time.Now()
+				} else if time.Since(mismatchSince) > time.Minute {
+					return fmt.Errorf("the guest's SSH host key is not the one the harness injected through cloud-init (for a minute): %w; was the cidata seed applied? (NoCloud in datasource_list)", r.err)
+				}
+			}
+		case <-tick.C:
+			if pending < maxPending {
+				launch()
+			}
+		case <-actx.Done():
+			if d := m.Dead(); d != nil {
+				return fmt.Errorf("guest died while waiting for SSH: %w", d)
+			}
+			return fmt.Errorf("no SSH login within the boot timeout (%s; VMTEST_BOOT_TIMEOUT): last error: %v\nconsole tail:\n%s", m.cfg.BootTimeout, lastErr, m.console.Tail(30))
+		}
+	}
+}
+
+// guestTimes derives kernel start and sshd activation from the guest's clocks.
+func (m *Machine) guestTimes(ctx context.Context) {
+	before := time.Since(m.started)
+	res, err := m.Run(ctx, "cat /proc/uptime; systemctl show -p ActiveEnterTimestampMonotonic --value sshd.service ssh.service 2>/dev/null | grep -m1 -v '^0*$'")
+	after := time.Since(m.started)
+	if err != nil || res.ExitCode != 0 {
+		return
+	}
+	f := strings.Fields(string(res.Stdout))
+	if len(f) < 3 {
+		return
+	}
+	up, err1 := strconv.ParseFloat(f[0], 64)
+	mono, err2 := strconv.ParseInt(f[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return
+	}
+	mid := before + (after-before)/2
+	m.Stages.Kernel = mid - time.Duration(up*float64(time.Second))
+	m.Stages.SSHDActive = m.Stages.Kernel + time.Duration(mono)*time.Microsecond
+	m.Stages.ReadinessGap = m.Stages.SSH - m.Stages.SSHDActive
+	m.stage("kernel started (from guest uptime)", m.Stages.Kernel)
+	m.stage(fmt.Sprintf("sshd active in the guest (harness noticed %.2fs later)", m.Stages.ReadinessGap.Seconds()), m.Stages.SSHDActive)
+}
+
+func (m *Machine) waitCloudInit(ctx context.Context) error {
+	res, err := m.Run(ctx, "timeout 900 cloud-init status --wait --long")
+	if err != nil {
+		return fmt.Errorf("waiting for cloud-init: %w", err)
+	}
+	m.Stages.CloudInit = time.Since(m.started)
+	out := strings.TrimSpace(string(res.Stdout))
+	switch res.ExitCode {
+	case 0:
+		m.stage("cloud-init done", m.Stages.CloudInit)
+	case 2: // cloud-init >= 23.4: finished with recoverable errors; the suites judge them
+		m.stage("cloud-init done with recoverable errors:\n"+out, m.Stages.CloudInit)
+	default:
+		log, _ := m.Run(ctx, "sudo tail -n 40 /var/log/cloud-init.log")
+		return fmt.Errorf("cloud-init failed (cloud-init status exited %d):\n%s\n/var/log/cloud-init.log tail:\n%s", res.ExitCode, out, log.Stdout)
+	}
+	return nil
+}
+
+// waitSystemd waits for the boot to finish; "degraded" is reported with the failed units (the
+// boot suite judges it), anything else that is not "running" is an error.
+func (m *Machine) waitSystemd(ctx context.Context) error {
+	res, err := m.Run(ctx, "timeout 900 systemctl is-system-running --wait")
+	if err != nil {
+		return fmt.Errorf("waiting for systemd: %w", err)
+	}
+	state := strings.TrimSpace(string(res.Stdout))
+	switch state {
+	case "running":
+		m.stage("systemd: running", time.Since(m.started))
+	case "degraded":
+		failed, _ := m.Run(ctx, "systemctl --failed --no-legend --plain")
+		m.stage("systemd: degraded; failed units:\n"+strings.TrimSpace(string(failed.Stdout)), time.Since(m.started))
+	default:
+		return fmt.Errorf("systemd did not finish booting: is-system-running says %q (exit %d)", state, res.ExitCode)
+	}
+	return nil
+}

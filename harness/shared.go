@@ -1,0 +1,104 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// Shared is one VM shared by a package's read-only tests: booted by the first test that asks
+// for it, stopped when the package's tests end.
+//
+//	var vm = harness.NewShared()
+//	func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
+//	func TestSomething(t *testing.T) { m := vm.Machine(t); ... }
+type Shared struct {
+	opts   []Option
+	once   sync.Once
+	m      *Machine
+	err    error
+	failed atomic.Bool
+	used   atomic.Bool
+}
+
+// NewShared describes the package's shared VM.
+func NewShared(opts ...Option) *Shared { return &Shared{opts: opts} }
+
+// Main runs the package's tests, then stops the VM (with artifacts if a test failed).
+func (s *Shared) Main(m *testing.M) int {
+	code := m.Run()
+	s.close(code != 0)
+	return code
+}
+
+// Machine returns the shared VM, booting it on first use. A boot failure fails every test that
+// asks for it, with the same error.
+func (s *Shared) Machine(t *testing.T) *Machine {
+	t.Helper()
+	s.once.Do(func() { s.boot(t) })
+	if s.err != nil {
+		s.failed.Store(true)
+		t.Fatalf("shared VM did not boot: %v", s.err)
+	}
+	from := s.m.console.Len()
+	if !s.used.Swap(true) {
+		from = 0 // the first test also answers for the boot's console
+	}
+	s.m.setLog(t.Logf)
+	t.Cleanup(func() {
+		s.m.checkConsole(t, from)
+		s.m.setLog(stderrLog)
+		if t.Failed() {
+			s.failed.Store(true)
+		}
+	})
+	return s.m
+}
+
+func (s *Shared) boot(t *testing.T) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		s.err = fmt.Errorf("harness configuration: %w", err)
+		return
+	}
+	for _, o := range s.opts {
+		o(&cfg)
+	}
+	s.m, s.err = start(context.Background(), cfg, "shared-"+packageName(), t.Logf)
+	if s.m != nil {
+		s.m.setLog(stderrLog)
+	}
+}
+
+func (s *Shared) close(failed bool) {
+	if s.m == nil {
+		return
+	}
+	defer s.m.Close()
+	if s.m.cfg.Keep == KeepAlways || (s.m.cfg.Keep == KeepFailed && (failed || s.failed.Load() || s.err != nil)) {
+		dst := s.m.artifactDir(packageName() + "-shared")
+		if err := s.m.saveArtifacts(dst); err == nil {
+			fmt.Fprintf(os.Stderr, "artifacts: %s\n", dst)
+		}
+	}
+}
+
+func packageName() string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "pkg"
+	}
+	return filepath.Base(wd)
+}
+
+func stderrLog(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+
+func (m *Machine) setLog(f func(string, ...any)) {
+	m.mu.Lock()
+	m.logf = f
+	m.mu.Unlock()
+}

@@ -1,0 +1,139 @@
+package standin
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Disk layout, like Azure Linux 4.0's: GPT, an ESP and one ext4 root (no separate /boot).
+const (
+	mib        = 1 << 20
+	espSize    = 200 * mib
+	rootSize   = 4096 * mib
+	rootLabel  = "azurelinux"
+	espPartTyp = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
+)
+
+// grubModules are built into the EFI binary; the rest load from /boot/grub on the root.
+var grubModules = []string{"part_gpt", "fat", "ext2", "normal", "linux", "search", "search_fs_uuid",
+	"configfile", "echo", "gzio", "test", "ls", "efi_gop", "reboot", "halt"}
+
+func uuid4() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// assembleDisk makes a bootable GPT disk from rootfs without loop devices or mounts:
+// mkfs.ext4 -d fills the root from the folder, mtools fills the ESP, dd places both.
+func (b *builder) assembleDisk(ctx context.Context, rootfs, work, raw string) error {
+	a := b.opts.Arch
+	kernels, _ := filepath.Glob(filepath.Join(rootfs, "boot", "vmlinuz-*"))
+	if len(kernels) == 0 {
+		return fmt.Errorf("no kernel in %s/boot: is %s in the package list?", rootfs, a.KernelPackage)
+	}
+	sort.Strings(kernels)
+	kver := strings.TrimPrefix(filepath.Base(kernels[len(kernels)-1]), "vmlinuz-")
+	if _, err := os.Stat(filepath.Join(rootfs, "boot", "initrd.img-"+kver)); err != nil {
+		return fmt.Errorf("no initrd for kernel %s: %w", kver, err)
+	}
+	rootUUID, partUUID := uuid4(), uuid4()
+	var vb [4]byte
+	_, _ = rand.Read(vb[:])
+	espVolID := fmt.Sprintf("%02X%02X%02X%02X", vb[0], vb[1], vb[2], vb[3])
+	espUUID := espVolID[:4] + "-" + espVolID[4:]
+
+	b.stage("disk: kernel %s, root UUID %s", kver, rootUUID)
+	fstab := fmt.Sprintf("# <fs> <mountpoint> <type> <options> <dump> <pass>\nUUID=%s / ext4 defaults,errors=remount-ro 0 1\nUUID=%s /boot/efi vfat umask=0077 0 2\n", rootUUID, espUUID)
+	cmdline := fmt.Sprintf("root=UUID=%s ro console=%s,115200 rd.shell=0 quiet", rootUUID, a.Console)
+	grubCfg := fmt.Sprintf(`set timeout=0
+set default=0
+menuentry 'Azure Linux stand-in (Debian %s, %s)' {
+	search --no-floppy --fs-uuid --set=root %s
+	linux /boot/vmlinuz-%s %s
+	initrd /boot/initrd.img-%s
+}
+`, Suite, kver, rootUUID, kver, cmdline, kver)
+	files := map[string]string{
+		"etc/fstab":           fstab,
+		"boot/grub/grub.cfg":  grubCfg,
+		"etc/kernel/cmdline":  cmdline + "\n",
+		"etc/azl-vmtest-base": fmt.Sprintf("standin %s %s key=%s\n", a.Name, Suite, Key(a)),
+	}
+	for p, content := range files {
+		full := filepath.Join(rootfs, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(rootfs, "boot", "efi"), 0o700); err != nil {
+		return err
+	}
+
+	b.stage("disk: ext4 root (%d MiB, label %s) from the folder", rootSize/mib, rootLabel)
+	rootImg := filepath.Join(work, "root.ext4")
+	if err := b.cmd(ctx, "mkfs.ext4", "-q", "-F", "-L", rootLabel, "-U", rootUUID, "-d", rootfs, rootImg, fmt.Sprintf("%dM", rootSize/mib)); err != nil {
+		return err
+	}
+
+	b.stage("disk: ESP with GRUB (%s, %s)", a.GrubTarget, a.EFIBootFile)
+	early := filepath.Join(work, "early.cfg")
+	if err := os.WriteFile(early, []byte(fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\nconfigfile ($root)/boot/grub/grub.cfg\n", rootUUID)), 0o644); err != nil {
+		return err
+	}
+	efi := filepath.Join(work, a.EFIBootFile)
+	modDir := filepath.Join(rootfs, "usr", "lib", "grub", a.GrubTarget)
+	if err := b.cmd(ctx, "grub-mkimage", append([]string{"-O", a.GrubTarget, "-d", modDir, "-p", "/boot/grub", "-c", early, "-o", efi}, grubModules...)...); err != nil {
+		return err
+	}
+	espImg := filepath.Join(work, "esp.img")
+	if err := b.cmd(ctx, "mkfs.vfat", "-C", "-F", "32", "-n", "ESP", "-i", espVolID, espImg, fmt.Sprint(espSize/1024)); err != nil {
+		return err
+	}
+	if err := b.cmd(ctx, "mmd", "-i", espImg, "::/EFI", "::/EFI/BOOT"); err != nil {
+		return err
+	}
+	if err := b.cmd(ctx, "mcopy", "-i", espImg, efi, "::/EFI/BOOT/"+a.EFIBootFile); err != nil {
+		return err
+	}
+
+	b.stage("disk: GPT")
+	total := int64(mib + espSize + rootSize + mib)
+	f, err := os.Create(raw)
+	if err != nil {
+		return err
+	}
+	if err := f.Truncate(total); err != nil {
+		f.Close()
+		return err
+	}
+	f.Close()
+	layout := fmt.Sprintf("label: gpt\nunit: sectors\n\nstart=2048, size=%d, type=%s, name=\"EFI System\"\nstart=%d, size=%d, type=%s, uuid=%s, name=\"root\"\n",
+		espSize/512, espPartTyp, 2048+espSize/512, rootSize/512, a.RootPartType, partUUID)
+	layoutFile := filepath.Join(work, "layout.sfdisk")
+	if err := os.WriteFile(layoutFile, []byte(layout), 0o644); err != nil {
+		return err
+	}
+	if err := b.cmd(ctx, "sh", "-c", fmt.Sprintf("sfdisk --quiet %q < %q", raw, layoutFile)); err != nil {
+		return err
+	}
+	for _, p := range []struct {
+		img    string
+		offset int64
+	}{{espImg, mib}, {rootImg, mib + espSize}} {
+		if err := b.cmd(ctx, "dd", "if="+p.img, "of="+raw, "bs=1M", fmt.Sprintf("seek=%d", p.offset/mib), "conv=notrunc,sparse", "status=none"); err != nil {
+			return err
+		}
+	}
+	return nil
+}

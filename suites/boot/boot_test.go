@@ -1,0 +1,95 @@
+package boot
+
+import (
+	"os"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/console"
+)
+
+// One VM for the package: every check here only reads.
+var vm = harness.NewShared()
+
+func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
+
+func TestOSRelease(t *testing.T) {
+	m := vm.Machine(t)
+	b := m.Profile().Boot
+	harness.Want(t, m, "boot.os_id", b.OSID)
+	require.NoError(t, OSRelease(b, m.MustRun(t, CmdOSRelease)))
+}
+
+func TestKernelRelease(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.kernel_release", m.Profile().Boot.KernelRelease)
+	require.NoError(t, KernelRelease(want, m.MustRun(t, CmdUname)))
+}
+
+func TestKernelCmdline(t *testing.T) {
+	m := vm.Machine(t)
+	b := m.Profile().Boot
+	console := harness.Want(t, m, "boot.console", b.Console[m.Arch().Name])
+	cmdline := m.MustRun(t, CmdCmdline)
+	t.Logf("cmdline: %s", cmdline)
+	require.NoError(t, Cmdline(console, b.CmdlineRequired, b.CmdlineForbidden, cmdline))
+}
+
+func TestBootMode(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.boot_mode", m.Profile().Boot.BootMode)
+	require.NoError(t, BootMode(want, m.MustRun(t, CmdBootMode)))
+}
+
+func TestBootloader(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.bootloader", m.Profile().Boot.Bootloader)
+	require.NoError(t, Bootloader(want, m.MustRun(t, CmdBootMode), m.MustRun(t, CmdBootloader)))
+}
+
+func TestBLSEntries(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.bls_entries", m.Profile().Boot.BLSEntries)
+	require.NoError(t, BLSEntries(*want, m.MustRun(t, CmdBLS)))
+}
+
+func TestRootFilesystem(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.root_fs", m.Profile().Boot.RootFS)
+	require.NoError(t, RootFS(want, m.MustRun(t, CmdRootFS)))
+}
+
+func TestSystemRunning(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.system_state", m.Profile().Boot.SystemState)
+	out, _ := m.Output(t, CmdSystemd) // is-system-running exits non-zero unless running
+	require.NoError(t, SystemState(want, out))
+}
+
+func TestCloudInitFinished(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "boot.cloud_init_status", m.Profile().Boot.CloudInitStatus)
+	out, _ := m.Output(t, CmdCloudInit)
+	require.NoError(t, CloudInit(want, out))
+}
+
+// TestBootTime records how long the boot took (it judges nothing: timings vary with KVM/TCG).
+func TestBootTime(t *testing.T) {
+	m := vm.Machine(t)
+	t.Logf("harness stages: %s", m.Stages)
+	out, _ := m.Output(t, CmdBootTime)
+	t.Logf("systemd-analyze:\n%s", out)
+}
+
+// TestNoConsoleTrouble scans the whole boot console and kernel log with the console checks
+// (every test also does this for its own window; this makes the promise visible here).
+func TestNoConsoleTrouble(t *testing.T) {
+	m := vm.Machine(t)
+	hits := console.Scan(m.Console().Lines(0), console.Checks)
+	require.Empty(t, hits, console.Report("serial console", hits, 20))
+	dmesg := m.MustRun(t, "sudo dmesg")
+	hits = console.Scan(console.SplitLines(dmesg), console.Checks)
+	require.Empty(t, hits, console.Report("kernel log", hits, 20))
+}
