@@ -89,3 +89,24 @@ func (m *Machine) checkConsole(t testing.TB, from int) {
 		t.Error(console.Report("kernel log (dmesg)", hits, 20))
 	}
 }
+
+// Start boots a machine outside a test's lifetime (tools, benchmarks, self-tests that expect
+// a failure). The configuration comes from the environment and opts; the caller must Close the
+// machine. On error nothing is left running.
+func Start(ctx context.Context, name string, logf func(string, ...any), opts ...Option) (*Machine, error) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	m, err := start(ctx, cfg, name, logf)
+	if err != nil {
+		if m != nil {
+			m.Close()
+		}
+		return nil, err
+	}
+	return m, nil
+}

@@ -60,6 +60,16 @@ func WithMemory(mb int) Option { return func(c *Config) { c.MemoryMB = mb } }
 // WithCPUs sets the guest's CPU count.
 func WithCPUs(n int) Option { return func(c *Config) { c.CPUs = n } }
 
+// WithArch sets the guest architecture (x86_64, aarch64); the default image follows it.
+func WithArch(a arch.Arch) Option {
+	return func(c *Config) {
+		if c.Image == standin.ImagePath(standin.CacheDir(), c.Arch) {
+			c.Image = standin.ImagePath(standin.CacheDir(), a)
+		}
+		c.Arch = a
+	}
+}
+
 // WithImage boots another image.
 func WithImage(path string) Option { return func(c *Config) { c.Image = path } }
 

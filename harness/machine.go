@@ -264,11 +264,11 @@ func (m *Machine) sshClient() *ssh.Client {
 // an error means the outcome is unknown (connection lost, guest died, ctx ended). Commands are
 // never retried.
 func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
+	if d := m.Dead(); d != nil {
+		return ssh.Result{ExitCode: -1}, fmt.Errorf("%q: guest is down: %w", cmd, d)
+	}
 	c := m.sshClient()
 	if c == nil {
-		if d := m.Dead(); d != nil {
-			return ssh.Result{ExitCode: -1}, fmt.Errorf("%q: guest is down: %w", cmd, d)
-		}
 		return ssh.Result{ExitCode: -1}, fmt.Errorf("%q: not connected to the guest", cmd)
 	}
 	gctx, cancel := m.guard(ctx)

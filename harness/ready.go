@@ -86,73 +86,44 @@ func (m *Machine) waitReady(ctx context.Context) error {
 	return nil
 }
 
-// dialSSH starts a handshake attempt every SSHPollInterval until one works, the guest dies or
-// ctx ends. Attempts overlap: before the guest's network is up, user-net holds a connection
-// open without an answer, and waiting for that attempt's timeout would delay readiness by
-// seconds after sshd starts.
+// dialSSH tries the handshake every SSHPollInterval until it works, the guest dies or ctx
+// ends. Each try waits briefly for the server's banner (see ssh.Config.BannerTimeout), so a
+// connection the guest cannot answer yet costs a retry, not a long stall.
 func (m *Machine) dialSSH(ctx context.Context) error {
-	const maxPending = 8
-	type result struct {
-		c   *ssh.Client
-		err error
-	}
-	actx, cancelAll := m.guard(ctx)
-	defer cancelAll()
-	results := make(chan result, maxPending)
-	pending := 0
 	var lastErr error
 	var mismatchSince time.Time
-	tick := time.NewTicker(SSHPollInterval)
-	defer tick.Stop()
-	launch := func() {
-		pending++
-		go func() {
-			cfg := m.sshCfg
-			cfg.HandshakeTimeout = 10 * time.Second
-			c, err := ssh.Dial(actx, cfg)
-			results <- result{c, err}
-		}()
-	}
-	// drain closes connections that succeed after the winner.
-	defer func() {
-		go func(n int) {
-			for ; n > 0; n-- {
-				if r := <-results; r.c != nil {
-					r.c.Close()
-				}
-			}
-		}(pending)
-	}()
-	launch()
 	for {
+		gctx, cancel := m.guard(ctx)
+		cfg := m.sshCfg
+		cfg.BannerTimeout = 2 * time.Second
+		cfg.HandshakeTimeout = 30 * time.Second
+		c, err := ssh.Dial(gctx, cfg)
+		cancel()
+		if err == nil {
+			m.mu.Lock()
+			m.client = c
+			m.mu.Unlock()
+			return nil
+		}
+		lastErr = err
+		if ssh.IsHostKeyMismatch(err) {
+			// A guest may briefly run sshd with a generated key before cloud-init installs
+			// ours; a mismatch that persists means the seed was not applied.
+			if mismatchSince.IsZero() {
+				mismatchSince = time.Now()
+			} else if time.Since(mismatchSince) > time.Minute {
+				return fmt.Errorf("the guest's SSH host key is not the one the harness injected through cloud-init (for a minute): %w; was the cidata seed applied? (NoCloud in datasource_list)", err)
+			}
+		}
+		if d := m.Dead(); d != nil {
+			return fmt.Errorf("guest died while waiting for SSH: %w", d)
+		}
 		select {
-		case r := <-results:
-			pending--
-			if r.err == nil {
-				m.mu.Lock()
-				m.client = r.c
-				m.mu.Unlock()
-				return nil
-			}
-			lastErr = r.err
-			if ssh.IsHostKeyMismatch(r.err) {
-				// A guest may briefly run sshd with a generated key before cloud-init installs
-				// ours; a mismatch that persists means the seed was not applied.
-				if mismatchSince.IsZero() {
-					mismatchSince = time.Now()
-				} else if time.Since(mismatchSince) > time.Minute {
-					return fmt.Errorf("the guest's SSH host key is not the one the harness injected through cloud-init (for a minute): %w; was the cidata seed applied? (NoCloud in datasource_list)", r.err)
-				}
-			}
-		case <-tick.C:
-			if pending < maxPending {
-				launch()
-			}
-		case <-actx.Done():
-			if d := m.Dead(); d != nil {
-				return fmt.Errorf("guest died while waiting for SSH: %w", d)
-			}
+		case <-ctx.Done():
 			return fmt.Errorf("no SSH login within the boot timeout (%s; VMTEST_BOOT_TIMEOUT): last error: %v\nconsole tail:\n%s", m.cfg.BootTimeout, lastErr, m.console.Tail(30))
+		case <-m.console.Fatal():
+		case <-m.inst.Exited():
+		case <-time.After(SSHPollInterval):
 		}
 	}
 }

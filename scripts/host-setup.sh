@@ -26,6 +26,11 @@ declare -A NEED=(
   [isoinfo]=genisoimage
 )
 
+if ! command -v go >/dev/null 2>&1; then
+  echo "host-setup: Go not found on PATH: install Go ${GO_MIN:-1.26} or newer, or add /usr/local/go/bin to PATH" >&2
+  exit 1
+fi
+
 missing=()
 for what in "${!NEED[@]}"; do
   if [[ $what == /* ]]; then

@@ -76,7 +76,7 @@ type Seed struct {
 }
 
 // harnessKeys are the cloud-config keys the harness's part sets.
-var harnessKeys = []string{"hostname", "fqdn", "users", "ssh_keys", "ssh_deletekeys", "ssh_genkeytypes", "ssh_pwauth", "disable_root", "write_files", "bootcmd", "runcmd"}
+var harnessKeys = []string{"hostname", "fqdn", "users", "ssh_keys", "ssh_deletekeys", "ssh_genkeytypes", "write_files", "bootcmd", "runcmd"}
 
 // UserData renders #cloud-config user-data.
 func (s *Seed) UserData() ([]byte, error) {
@@ -92,8 +92,8 @@ func (s *Seed) UserData() ([]byte, error) {
 			"lock_passwd":         true,
 			"ssh_authorized_keys": []string{s.UserKey.PublicLine},
 		}},
-		"ssh_pwauth":     false,
-		"disable_root":   true,
+		// Nothing else: sshd's own settings (PasswordAuthentication, root login) are the image's
+		// promises, which the suites check; the harness must not set them.
 		"ssh_deletekeys": true,
 		// Only the type the harness provides, so nothing is generated (saves seconds under TCG);
 		// an empty list fails cloud-init's schema.

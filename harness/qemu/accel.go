@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -89,7 +90,8 @@ func probeKVM(a arch.Arch) (bool, string) {
 		return false, err.Error()
 	}
 	if code != wantExit {
-		return false, fmt.Sprintf("KVM probe exited %d: %s", code, out)
+		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return false, fmt.Sprintf("a KVM probe guest failed (exit %d: %s)", code, first)
 	}
 	return true, "KVM ran a probe guest"
 }

@@ -3,12 +3,14 @@
 package ssh
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -22,7 +24,22 @@ type Config struct {
 	HostKey gossh.PublicKey // pinned: any other key fails the handshake
 	// HandshakeTimeout bounds one connection attempt (TCP + SSH handshake); default 10 s.
 	HandshakeTimeout time.Duration
+	// BannerTimeout, if set, bounds the wait for the server's first bytes. QEMU's user-net
+	// accepts a connection on the host while the guest has no network yet and then says
+	// nothing; a short banner wait turns that into a fast retry instead of a long stall.
+	BannerTimeout time.Duration
 }
+
+// ErrNoBanner means the TCP connection was accepted but no SSH server answered in time.
+var ErrNoBanner = errors.New("no SSH banner")
+
+// bufferedConn replays what was peeked before the SSH library reads.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Client is one kept SSH connection.
 type Client struct {
@@ -48,8 +65,18 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	var sconn net.Conn = conn
+	if cfg.BannerTimeout > 0 {
+		_ = conn.SetDeadline(time.Now().Add(cfg.BannerTimeout))
+		br := bufio.NewReader(conn)
+		if _, err := br.Peek(4); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("%w within %s: %v", ErrNoBanner, cfg.BannerTimeout, err)
+		}
+		sconn = bufferedConn{conn, br}
+	}
 	_ = conn.SetDeadline(deadline)
-	cc, chans, reqs, err := gossh.NewClientConn(conn, cfg.Addr, &gossh.ClientConfig{
+	cc, chans, reqs, err := gossh.NewClientConn(sconn, cfg.Addr, &gossh.ClientConfig{
 		User:              cfg.User,
 		Auth:              []gossh.AuthMethod{gossh.PublicKeys(cfg.Signer)},
 		HostKeyCallback:   gossh.FixedHostKey(cfg.HostKey),
@@ -81,34 +108,58 @@ type Result struct {
 var ErrConnectionLost = errors.New("SSH connection lost before the command finished")
 
 // Run runs cmd in a new session on the kept connection. A non-zero exit is not an error (see
-// Result.ExitCode); an error means the command's outcome is unknown. On ctx's end the session
-// gets SIGKILL and is closed; the guest process may survive (wrap long commands in timeout).
+// Result.ExitCode); an error means the command's outcome is unknown. Every step, opening the
+// session included, is bound to ctx: when it ends the session gets SIGKILL and is closed in the
+// background (a dead guest never answers, so nothing waits for it). The guest process may
+// survive: wrap long commands in timeout(1).
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, error) {
 	start := time.Now()
-	sess, err := c.c.NewSession()
-	if err != nil {
-		return Result{}, fmt.Errorf("opening SSH session: %w", err)
+	type outcome struct {
+		err   error
+		setup bool // the session could not be opened or started
 	}
-	defer sess.Close()
-	var out, errb bytes.Buffer
-	sess.Stdout, sess.Stderr = &out, &errb
-	if stdin != nil {
-		sess.Stdin = stdin
-	}
-	if err := sess.Start(cmd); err != nil {
-		return Result{}, fmt.Errorf("starting %q: %w", cmd, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
+	done := make(chan outcome, 1)
+	sessCh := make(chan *gossh.Session, 1)
+	var out, errb syncBuffer
+	go func() {
+		sess, err := c.c.NewSession()
+		if err != nil {
+			done <- outcome{err: fmt.Errorf("opening SSH session: %w", err), setup: true}
+			return
+		}
+		sessCh <- sess
+		defer sess.Close()
+		sess.Stdout, sess.Stderr = &out, &errb
+		if stdin != nil {
+			sess.Stdin = stdin
+		}
+		if err := sess.Start(cmd); err != nil {
+			done <- outcome{err: fmt.Errorf("starting %q: %w", cmd, err), setup: true}
+			return
+		}
+		done <- outcome{err: sess.Wait()}
+	}()
+	var o outcome
 	select {
-	case err = <-done:
+	case o = <-done:
 	case <-ctx.Done():
-		_ = sess.Signal(gossh.SIGKILL)
-		_ = sess.Close()
+		go func() {
+			select {
+			case sess := <-sessCh:
+				_ = sess.Signal(gossh.SIGKILL)
+				_ = sess.Close()
+			case <-done:
+			}
+		}()
 		return Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), ExitCode: -1, Duration: time.Since(start)},
 			fmt.Errorf("command %q: %w", cmd, ctx.Err())
 	}
 	res := Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), Duration: time.Since(start)}
+	if o.setup {
+		res.ExitCode = -1
+		return res, o.err
+	}
+	err := o.err
 	var ee *gossh.ExitError
 	var missing *gossh.ExitMissingError
 	switch {
@@ -126,6 +177,24 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 		return res, fmt.Errorf("command %q: %w", cmd, err)
 	}
 	return res, nil
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the session writes to it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Bytes() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]byte(nil), s.b.Bytes()...)
 }
 
 // Alive sends a keepalive and waits for the answer.

@@ -23,7 +23,7 @@ const (
 	// One line per piece of evidence: grub.cfg files, EFI binaries that are GRUB, systemd-boot's
 	// LoaderInfo variable.
 	CmdBootloader = `for f in /boot/grub/grub.cfg /boot/grub2/grub.cfg /boot/efi/EFI/*/grub.cfg; do [ -f "$f" ] && echo "grubcfg $f"; done; ` +
-		`for f in /boot/efi/EFI/*/*.[Ee][Ff][Ii]; do [ -f "$f" ] && sudo grep -qa 'GNU GRUB' "$f" && echo "grubefi $f"; done; ` +
+		`sudo sh -c 'for f in /boot/efi/EFI/*/*.[Ee][Ff][Ii]; do [ -f "$f" ] && grep -qa GRUB "$f" && echo "grubefi $f"; done'; ` +
 		`ls /sys/firmware/efi/efivars/LoaderInfo-* >/dev/null 2>&1 && echo "systemd-boot"; true`
 	CmdBLS        = "ls -1 /boot/loader/entries/*.conf 2>/dev/null; true"
 	CmdRootFS     = "findmnt -n -o FSTYPE /"

@@ -1,0 +1,72 @@
+package profile
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestBuiltinProfilesLoad(t *testing.T) {
+	require.ElementsMatch(t, []string{"standin", "azurelinux-3.0", "azurelinux-4.0"}, Names())
+	for _, n := range Names() {
+		p, err := Load(n)
+		require.NoError(t, err, n)
+		assert.Equal(t, n, p.Name)
+		if p.Boot.KernelRelease != "" {
+			_, err := regexp.Compile(p.Boot.KernelRelease)
+			assert.NoError(t, err, "%s: boot.kernel_release", n)
+		}
+	}
+}
+
+// Every key is declared by every profile, or marked not promised with a reason.
+func TestEveryKeyDecidedInEveryProfile(t *testing.T) {
+	for _, n := range Names() {
+		p, err := Load(n)
+		require.NoError(t, err)
+		for _, k := range Keys() {
+			if _, ok := p.Unpromised(k); ok {
+				continue
+			}
+			assert.True(t, declared(p, k), "profile %s neither declares %s nor lists it under not_promised", n, k)
+		}
+	}
+}
+
+func TestDetect(t *testing.T) {
+	p, err := Detect("ID=azurelinux\nVERSION_ID=4.0\nVARIANT_ID=cloud\n")
+	require.NoError(t, err)
+	assert.Equal(t, "azurelinux-4.0", p.Name)
+	p, err = Detect(`ID=azurelinux` + "\n" + `VERSION_ID="3.0"` + "\n")
+	require.NoError(t, err)
+	assert.Equal(t, "azurelinux-3.0", p.Name)
+	p, err = Detect("ID=debian\nVERSION_ID=\"12\"\nVARIANT_ID=azl-vmtest-standin\n")
+	require.NoError(t, err)
+	assert.Equal(t, "standin", p.Name)
+	_, err = Detect("ID=debian\nVERSION_ID=\"12\"\n")
+	require.Error(t, err, "a plain Debian 12 is not the stand-in")
+	assert.Contains(t, err.Error(), "VMTEST_PROFILE")
+}
+
+func TestInvalidProfilesRefused(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"unknown key":  "name: x\nmatch: {id: x}\nboot: {kernel_relase: '^6'}\n",
+		"no match":     "name: x\nboot: {root_fs: ext4}\n",
+		"bad notprom":  "name: x\nmatch: {id: x}\nnot_promised: {boot.nonsense: why}\n",
+		"not yaml":     "name: [x\n",
+		"wrong type":   "name: x\nmatch: {id: x}\nboot: {bls_entries: maybe}\n",
+	} {
+		p := filepath.Join(dir, "p.yaml")
+		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))
+		_, err := Load(p)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), "invalid profile "+p, name)
+	}
+	_, err := Load("no-such-release")
+	assert.ErrorContains(t, err, "use one of")
+}

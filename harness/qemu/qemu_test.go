@@ -1,0 +1,94 @@
+package qemu
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+)
+
+func argv(t *testing.T, archName, accel string) string {
+	a, err := arch.Lookup(archName)
+	require.NoError(t, err)
+	if _, _, err := a.Firmware(); err != nil {
+		t.Skipf("needs %s UEFI firmware: %v", archName, err)
+	}
+	c := Config{Name: "t", Arch: a, MemoryMB: 1024, CPUs: 2, Accel: accel, NetRestricted: true,
+		Drives: []Drive{{ID: "cidata", Path: "/s.iso", Format: "raw", ReadOnly: true}}}
+	args, err := c.Argv("/d/overlay.qcow2", "/d/vars.fd", "/d/qmp.sock", map[int]int{22: 2222, 8080: 3333})
+	require.NoError(t, err)
+	return strings.Join(args, " ")
+}
+
+func TestArgvPerArchitecture(t *testing.T) {
+	x := argv(t, "x86_64", AccelTCG)
+	for _, want := range []string{"-machine q35", "-accel tcg,thread=multi", "-cpu max", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/",
+		"file=/d/vars.fd", "file=/d/overlay.qcow2", "hostfwd=tcp:127.0.0.1:2222-:22", "hostfwd=tcp:127.0.0.1:3333-:8080",
+		"restrict=on", "id=cidata,format=raw,file=/s.iso,readonly=on", "-qmp unix:/d/qmp.sock,server=on,wait=off", "-serial chardev:console", "-nodefaults"} {
+		assert.Contains(t, x, want)
+	}
+	assert.Contains(t, argv(t, "x86_64", AccelKVM), "-accel kvm -cpu host")
+	a := argv(t, "aarch64", AccelTCG)
+	assert.Contains(t, a, "-machine virt")
+	assert.Contains(t, a, "-cpu max,pauth-impdef=on")
+	assert.Contains(t, a, "/usr/share/AAVMF/AAVMF_CODE.fd")
+}
+
+func TestResolveAccel(t *testing.T) {
+	x, _ := arch.Lookup("x86_64")
+	a, _ := arch.Lookup("aarch64")
+	got, _, err := ResolveAccel("tcg", x)
+	require.NoError(t, err)
+	assert.Equal(t, AccelTCG, got)
+	_, _, err = ResolveAccel("hvf", x)
+	assert.ErrorContains(t, err, "use auto, kvm or tcg")
+	// A foreign architecture never gets KVM.
+	if !a.Native() {
+		got, why, err := ResolveAccel("auto", a)
+		require.NoError(t, err)
+		assert.Equal(t, AccelTCG, got)
+		assert.Contains(t, why, "KVM cannot run aarch64")
+		_, _, err = ResolveAccel("kvm", a)
+		assert.ErrorContains(t, err, "VMTEST_ACCEL=kvm but KVM is not usable")
+	}
+}
+
+func TestInspect(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("needs qemu-img: run scripts/host-setup.sh")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	_, err := Inspect(ctx, filepath.Join(dir, "nope.qcow2"))
+	assert.ErrorContains(t, err, "nope.qcow2")
+	_, err = Inspect(ctx, "")
+	assert.ErrorContains(t, err, "VMTEST_IMAGE")
+
+	// A qcow2 with a GPT passes; a blank one is "no partition table"; an overlay over it works.
+	raw := filepath.Join(dir, "disk.raw")
+	require.NoError(t, os.WriteFile(raw, make([]byte, 4<<20), 0o644))
+	_, err = Inspect(ctx, raw)
+	assert.ErrorContains(t, err, "no partition table")
+	if _, err := exec.LookPath("sfdisk"); err == nil {
+		require.NoError(t, exec.Command("sh", "-c", "echo 'label: gpt' | sfdisk -q "+raw).Run())
+		q := filepath.Join(dir, "disk.qcow2")
+		require.NoError(t, exec.Command("qemu-img", "convert", "-O", "qcow2", raw, q).Run())
+		info, err := Inspect(ctx, q)
+		require.NoError(t, err)
+		assert.Equal(t, "qcow2", info.Format)
+		ov := filepath.Join(dir, "ov.qcow2")
+		require.NoError(t, CreateOverlay(ctx, info, ov))
+		oi, err := Inspect(ctx, ov)
+		require.NoError(t, err)
+		assert.Equal(t, q, oi.BackingFile)
+	}
+}

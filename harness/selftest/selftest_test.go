@@ -1,0 +1,245 @@
+// Package selftest proves that the harness works and that it detects failure: each test boots
+// the stand-in (or feeds the harness bad input) and checks what the harness reports.
+package selftest
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/images/standin"
+)
+
+// TestBootRunCopyReboot boots the stand-in, runs commands, copies files both ways, reboots
+// (new boot ID), and checks the base image was not written.
+func TestBootRunCopyReboot(t *testing.T) {
+	cfg, err := harness.ConfigFromEnv()
+	require.NoError(t, err)
+	before := sha256File(t, cfg.Image)
+
+	m := harness.Boot(t)
+	t.Logf("boot stages: %s", m.Stages)
+	assert.Equal(t, m.User(), m.MustRun(t, "id -un"))
+	out, code := m.Output(t, "echo out; echo err >&2; exit 7")
+	assert.Equal(t, "out", out)
+	assert.Equal(t, 7, code)
+
+	local := filepath.Join(t.TempDir(), "payload")
+	payload := strings.Repeat("azl-vmtest\n", 100000)
+	require.NoError(t, os.WriteFile(local, []byte(payload), 0o644))
+	ctx := t.Context()
+	require.NoError(t, m.CopyTo(ctx, local, "/tmp/payload", "0644"))
+	assert.Equal(t, sha256Hex([]byte(payload)), strings.Fields(m.MustRun(t, "sha256sum /tmp/payload"))[0])
+	back := filepath.Join(t.TempDir(), "back")
+	require.NoError(t, m.CopyFrom(ctx, "/tmp/payload", back))
+	got, err := os.ReadFile(back)
+	require.NoError(t, err)
+	assert.Equal(t, payload, string(got))
+
+	// Write to the guest's disk: the overlay takes it, the base image must not change.
+	m.MustRun(t, "sudo dd if=/dev/urandom of=/var/tmp/junk bs=1M count=16 status=none && sync")
+	id1, err := m.BootID(ctx)
+	require.NoError(t, err)
+	m.Reboot(t)
+	id2, err := m.BootID(ctx)
+	require.NoError(t, err)
+	assert.NotEqual(t, id1, id2, "boot ID must change across a reboot")
+	assert.Equal(t, "16777216", m.MustRun(t, "stat -c %s /var/tmp/junk"), "data written before the reboot survives it")
+
+	m.Close()
+	assert.Equal(t, before, sha256File(t, cfg.Image), "the base image %s was modified", cfg.Image)
+}
+
+// TestKernelPanicFailsFast crashes the guest: the command in flight must fail within 10 s
+// with the panic lines, not time out.
+func TestKernelPanicFailsFast(t *testing.T) {
+	m := harness.Boot(t, harness.WithAllowConsole("kernel panic", "call trace", "oops", "kernel BUG"))
+	start := time.Now()
+	_, err := m.Run(t.Context(), "sudo sh -c 'echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger'; sleep 600")
+	elapsed := time.Since(start)
+	require.Error(t, err)
+	t.Logf("after %.1fs: %v", elapsed.Seconds(), err)
+	assert.Less(t, elapsed, 10*time.Second, "a kernel panic must be reported within 10 s")
+	assert.Contains(t, err.Error(), "Kernel panic - not syncing")
+	// And the next command fails at once too.
+	start = time.Now()
+	_, err = m.Run(t.Context(), "true")
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
+
+// TestKilledQEMUFailsClearly kills QEMU under a running command.
+func TestKilledQEMUFailsClearly(t *testing.T) {
+	m := harness.Boot(t)
+	go func() {
+		time.Sleep(time.Second)
+		_ = syscall.Kill(m.Instance().Pid(), syscall.SIGKILL)
+	}()
+	start := time.Now()
+	_, err := m.Run(t.Context(), "sleep 600")
+	require.Error(t, err)
+	t.Logf("after %.1fs: %v", time.Since(start).Seconds(), err)
+	assert.Less(t, time.Since(start), 10*time.Second)
+	assert.Contains(t, err.Error(), "QEMU exited")
+	assert.Contains(t, err.Error(), "killed")
+}
+
+// TestBadImageFailsFast: a missing, empty, corrupt or non-disk image fails in under 2 s with an
+// error that names the path.
+func TestBadImageFailsFast(t *testing.T) {
+	dir := t.TempDir()
+	corrupt := filepath.Join(dir, "corrupt.qcow2")
+	require.NoError(t, os.WriteFile(corrupt, append([]byte("QFI\xfb\x00\x00\x00\x03"), make([]byte, 4096)...), 0o644))
+	random := filepath.Join(dir, "random.img")
+	junk := make([]byte, 4<<20)
+	for i := range junk {
+		junk[i] = byte(i*7 + i/13)
+	}
+	require.NoError(t, os.WriteFile(random, junk, 0o644))
+	empty := filepath.Join(dir, "empty.img")
+	require.NoError(t, os.WriteFile(empty, nil, 0o644))
+	for name, path := range map[string]string{
+		"missing": filepath.Join(dir, "does-not-exist.qcow2"),
+		"corrupt": corrupt,
+		"random":  random,
+		"empty":   empty,
+	} {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			m, err := harness.Start(t.Context(), "bad-"+name, t.Logf, harness.WithImage(path))
+			if m != nil {
+				m.Close()
+			}
+			require.Error(t, err)
+			t.Logf("%v", err)
+			assert.Less(t, time.Since(start), 2*time.Second)
+			assert.Contains(t, err.Error(), path)
+		})
+	}
+}
+
+// TestInvalidUserDataFailsFast: user-data keys the harness owns are refused before boot.
+func TestInvalidUserDataFailsFast(t *testing.T) {
+	start := time.Now()
+	_, err := harness.Start(t.Context(), "bad-userdata", t.Logf, harness.WithUserData("users", []string{"root"}))
+	require.Error(t, err)
+	assert.Less(t, time.Since(start), 2*time.Second)
+	assert.Contains(t, err.Error(), `"users"`)
+}
+
+// TestNoQEMUAfterSIGKILL runs a child test process that boots a VM, SIGKILLs the child, and
+// requires its QEMU to be gone.
+func TestNoQEMUAfterSIGKILL(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$", "-test.v")
+	cmd.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=1")
+	stdout, err := cmd.StdoutPipe()
+	require.NoError(t, err)
+	cmd.Stderr = cmd.Stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	pid := 0
+	sc := bufio.NewScanner(stdout)
+	deadline := time.AfterFunc(5*time.Minute, func() { _ = cmd.Process.Kill() })
+	defer deadline.Stop()
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "QEMU_PID="); ok {
+			pid, _ = strconv.Atoi(v)
+			break
+		}
+	}
+	require.NotZero(t, pid, "the helper never reported its QEMU")
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	require.True(t, alive(pid), "QEMU %d should run while the helper lives", pid)
+	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+	_ = cmd.Wait()
+	gone := false
+	for i := 0; i < 50 && !gone; i++ {
+		gone = !alive(pid)
+		time.Sleep(100 * time.Millisecond)
+	}
+	assert.True(t, gone, "QEMU %d outlived its SIGKILLed test process", pid)
+}
+
+// TestHelperHoldVM is TestNoQEMUAfterSIGKILL's child: it starts a VM, prints QEMU's PID and
+// waits to be killed.
+func TestHelperHoldVM(t *testing.T) {
+	if os.Getenv("VMTEST_SELFTEST_HELPER") != "1" {
+		t.Skip("helper for TestNoQEMUAfterSIGKILL (runs only as its child)")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		// Report the PID as soon as QEMU runs; the boot need not finish.
+		for {
+			if out, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "qemu-system").Output(); err == nil {
+				fmt.Printf("QEMU_PID=%s\n", strings.Fields(string(out))[0])
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	_, _ = harness.Start(ctx, "helper", t.Logf, harness.WithSSHOnly())
+	time.Sleep(10 * time.Minute)
+}
+
+// TestOtherArchitectureBoots boots the stand-in of each architecture that is not the host's
+// (aarch64 on an x86-64 host, under TCG) to SSH.
+func TestOtherArchitectureBoots(t *testing.T) {
+	host, err := arch.Host()
+	require.NoError(t, err)
+	for _, a := range arch.All() {
+		if a.Name == host.Name {
+			continue
+		}
+		t.Run(a.Name, func(t *testing.T) {
+			img := standin.ImagePath(standin.CacheDir(), a)
+			if _, err := os.Stat(img); err != nil {
+				t.Skipf("needs the %s stand-in image (%s): run `make image`", a.Name, img)
+			}
+			m := harness.Boot(t, harness.WithArch(a), harness.WithImage(img))
+			t.Logf("%s boot stages: %s", a.Name, m.Stages)
+			assert.Equal(t, a.Name, m.MustRun(t, "uname -m"))
+			assert.Equal(t, "standin", m.Profile().Name)
+		})
+	}
+}
+
+func alive(pid int) bool {
+	if syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	// A zombie is dead for our purpose.
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(b), ") Z ")
+}
+
+func sha256File(t *testing.T, path string) string {
+	f, err := os.Open(path)
+	require.NoError(t, err)
+	defer f.Close()
+	h := sha256.New()
+	_, err = io.Copy(h, f)
+	require.NoError(t, err)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func sha256Hex(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
