@@ -30,6 +30,7 @@ type Config struct {
 	Accel       string
 	Profile     string // name or file; "" = detect from /etc/os-release
 	MemoryMB    int
+	CPUModel    string // -cpu under TCG (VMTEST_CPU_MODEL); "" = the architecture's default
 	CPUs        int
 	Artifacts   string
 	Keep        Keep
@@ -79,10 +80,14 @@ func WithWriteFiles(f ...cloudinit.File) Option {
 }
 
 // WithRunCmd adds cloud-init runcmd entries (shell lines).
-func WithRunCmd(cmds ...string) Option { return func(c *Config) { c.RunCmd = append(c.RunCmd, cmds...) } }
+func WithRunCmd(cmds ...string) Option {
+	return func(c *Config) { c.RunCmd = append(c.RunCmd, cmds...) }
+}
 
 // WithBootCmd adds cloud-init bootcmd entries.
-func WithBootCmd(cmds ...string) Option { return func(c *Config) { c.BootCmd = append(c.BootCmd, cmds...) } }
+func WithBootCmd(cmds ...string) Option {
+	return func(c *Config) { c.BootCmd = append(c.BootCmd, cmds...) }
+}
 
 // WithUserData adds top-level cloud-config keys the harness does not own.
 func WithUserData(key string, value any) Option {
@@ -140,6 +145,7 @@ func ConfigFromEnv() (Config, error) {
 		c.Accel = v
 	}
 	c.Profile = os.Getenv("VMTEST_PROFILE")
+	c.CPUModel = os.Getenv("VMTEST_CPU_MODEL")
 	if c.MemoryMB, err = envInt("VMTEST_MEM", c.MemoryMB); err != nil {
 		return c, err
 	}

@@ -126,7 +126,7 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	m.started = time.Now()
 	m.inst, err = qemu.Start(ctx, qemu.Config{
 		Name: sanitize(name), Arch: cfg.Arch, Image: info, Dir: dir,
-		MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: accel,
+		MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: accel, CPUModel: cfg.CPUModel,
 		Drives:        []qemu.Drive{{ID: "cidata", Path: seedPath, Format: "raw", ReadOnly: true}},
 		Forwards:      fwd,
 		NetRestricted: !cfg.NetOpen,
@@ -274,7 +274,14 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 	gctx, cancel := m.guard(ctx)
 	defer cancel()
 	res, err := c.Run(gctx, cmd, nil)
-	if err != nil {
+	if err != nil && ctx.Err() == nil {
+		// A lost connection is often the first sign of a dying guest: give QEMU's exit or the
+		// console's panic line a moment to arrive so the error says why.
+		select {
+		case <-m.inst.Exited():
+		case <-m.console.Fatal():
+		case <-time.After(2 * time.Second):
+		}
 		if d := m.Dead(); d != nil {
 			return res, fmt.Errorf("%q: guest died: %w", cmd, d)
 		}
@@ -440,4 +447,17 @@ func (m *Machine) CopyFrom(ctx context.Context, remote, local string) error {
 		return fmt.Errorf("copying guest:%s to %s: %w", remote, local, err)
 	}
 	return nil
+}
+
+// HandshakeTime measures one fresh SSH connection (TCP, handshake, key authentication) to the
+// running guest; the kept connection is not touched.
+func (m *Machine) HandshakeTime(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	c, err := ssh.Dial(ctx, m.sshCfg)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	c.Close()
+	return d, nil
 }

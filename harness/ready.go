@@ -3,6 +3,7 @@ package harness
 import (
 	"context"
 	"fmt"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,6 +34,8 @@ func (b BootStages) String() string {
 		b.QEMU.Seconds(), b.Firmware.Seconds(), b.Kernel.Seconds(), b.SSHDActive.Seconds(), b.SSH.Seconds(),
 		b.ReadinessGap.Seconds(), b.CloudInit.Seconds(), b.Ready.Seconds(), float64(b.RoundTrip.Microseconds())/1000)
 }
+
+var debugSSH = os.Getenv("VMTEST_DEBUG_SSH") != ""
 
 // SSHPollInterval is how often the harness tries the SSH handshake while the guest boots.
 const SSHPollInterval = 250 * time.Millisecond
@@ -106,6 +109,9 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 			return nil
 		}
 		lastErr = err
+		if debugSSH {
+			stderrLog("vm %s: +%.2fs SSH attempt: %v", m.name, time.Since(m.started).Seconds(), err)
+		}
 		if ssh.IsHostKeyMismatch(err) {
 			// A guest may briefly run sshd with a generated key before cloud-init installs
 			// ours; a mismatch that persists means the seed was not applied.

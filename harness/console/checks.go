@@ -51,7 +51,9 @@ type Hit struct {
 	Line  Line
 }
 
-func (h Hit) String() string { return fmt.Sprintf("[%s] line %d: %s", h.Check.Name, h.Line.N, h.Line.Text) }
+func (h Hit) String() string {
+	return fmt.Sprintf("[%s] line %d: %s", h.Check.Name, h.Line.N, h.Line.Text)
+}
 
 // Scan runs checks over lines; checks named in allow are skipped (a test that crashes the guest
 // on purpose allows "kernel panic").

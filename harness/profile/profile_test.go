@@ -55,11 +55,11 @@ func TestDetect(t *testing.T) {
 func TestInvalidProfilesRefused(t *testing.T) {
 	dir := t.TempDir()
 	for name, body := range map[string]string{
-		"unknown key":  "name: x\nmatch: {id: x}\nboot: {kernel_relase: '^6'}\n",
-		"no match":     "name: x\nboot: {root_fs: ext4}\n",
-		"bad notprom":  "name: x\nmatch: {id: x}\nnot_promised: {boot.nonsense: why}\n",
-		"not yaml":     "name: [x\n",
-		"wrong type":   "name: x\nmatch: {id: x}\nboot: {bls_entries: maybe}\n",
+		"unknown key": "name: x\nmatch: {id: x}\nboot: {kernel_relase: '^6'}\n",
+		"no match":    "name: x\nboot: {root_fs: ext4}\n",
+		"bad notprom": "name: x\nmatch: {id: x}\nnot_promised: {boot.nonsense: why}\n",
+		"not yaml":    "name: [x\n",
+		"wrong type":  "name: x\nmatch: {id: x}\nboot: {bls_entries: maybe}\n",
 	} {
 		p := filepath.Join(dir, "p.yaml")
 		require.NoError(t, os.WriteFile(p, []byte(body), 0o644))

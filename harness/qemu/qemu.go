@@ -47,6 +47,7 @@ type Config struct {
 	MemoryMB int
 	CPUs     int
 	Accel    string // kvm or tcg (resolved)
+	CPUModel string // -cpu under TCG; "" = the architecture's default
 	Drives   []Drive
 	// Forwards are extra host ports; SSH (guest 22) is always forwarded.
 	Forwards []Forward
@@ -90,7 +91,11 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 	case AccelKVM:
 		a = append(a, "-accel", "kvm", "-cpu", "host")
 	default:
-		a = append(a, "-accel", "tcg,thread=multi", "-cpu", c.Arch.TCGCPU)
+		cpu := c.Arch.TCGCPU
+		if c.CPUModel != "" {
+			cpu = c.CPUModel
+		}
+		a = append(a, "-accel", "tcg,thread=multi", "-cpu", cpu)
 	}
 	a = append(a,
 		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
