@@ -46,6 +46,9 @@ type Config struct {
 	NetworkConfig string
 	// Forwards are extra guest TCP ports forwarded to host ports on 127.0.0.1 (host 0 = any).
 	Forwards map[int]int
+	// HostServices maps a guest port on HostServiceIP to a host TCP address (QEMU guestfwd):
+	// the guest reaches a test's host-side listener even with VMTEST_NET=restricted.
+	HostServices map[int]string
 	// AllowConsole names console checks a test expects to trip (e.g. "kernel panic").
 	AllowConsole []string
 	// SkipReady skips the cloud-init and systemd stages (SSH only).
@@ -110,6 +113,17 @@ func WithForward(guestPort, hostPort int) Option {
 			c.Forwards = map[int]int{}
 		}
 		c.Forwards[guestPort] = hostPort
+	}
+}
+
+// WithHostService lets the guest reach hostAddr (a listener the test opened on the host) at
+// HostServiceIP:guestPort.
+func WithHostService(guestPort int, hostAddr string) Option {
+	return func(c *Config) {
+		if c.HostServices == nil {
+			c.HostServices = map[int]string{}
+		}
+		c.HostServices[guestPort] = hostAddr
 	}
 }
 

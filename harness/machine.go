@@ -44,6 +44,7 @@ type Machine struct {
 	Stages BootStages
 
 	mu        sync.Mutex
+	slots     [hotplugSlots]string // hot-plugged device ID per PCIe root port
 	client    *ssh.Client
 	bootID    string
 	dmesgSeen int
@@ -123,9 +124,25 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	for g, h := range cfg.Forwards {
 		fwd = append(fwd, qemu.Forward{Guest: g, Host: h})
 	}
+	var extra []string
+	if len(cfg.HostServices) > 0 {
+		host, err := arch.Host()
+		if err != nil {
+			return nil, err
+		}
+		bridge, err := buildProbe(ctx, host)
+		if err != nil {
+			return nil, err
+		}
+		for port, addr := range cfg.HostServices {
+			extra = append(extra, qemu.GuestForward(HostServiceIP, port, bridge+" bridge "+addr))
+		}
+	}
 	m.started = time.Now()
 	m.inst, err = qemu.Start(ctx, qemu.Config{
-		Name: sanitize(name), Arch: cfg.Arch, Image: info, Dir: dir,
+		GuestForwards: extra,
+		HotplugSlots:  hotplugSlots,
+		Name:          sanitize(name), Arch: cfg.Arch, Image: info, Dir: dir,
 		MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: accel, CPUModel: cfg.CPUModel,
 		Drives:        []qemu.Drive{{ID: "cidata", Path: seedPath, Format: "raw", ReadOnly: true}},
 		Forwards:      fwd,

@@ -42,12 +42,73 @@ type Boot struct {
 	CloudInitStatus  string            `yaml:"cloud_init_status"`
 }
 
+// Network is what the network suite checks.
+type Network struct {
+	Manager string `yaml:"manager"` // the service managing the primary interface
+	// CloudInitNetworkFile is a glob for the file cloud-init renders for the primary NIC.
+	CloudInitNetworkFile string            `yaml:"cloud_init_network_file"`
+	IPv6                 *bool             `yaml:"ipv6"`    // enabled, with a link-local address
+	Sysctls              map[string]string `yaml:"sysctls"` // key -> value (sysctl -n)
+	Outbound             *bool             `yaml:"outbound"`
+}
+
+// Firewall is what the firewall suite checks.
+type Firewall struct {
+	Service     string   `yaml:"service"` // firewalld | iptables
+	DefaultZone string   `yaml:"default_zone"`
+	ZoneTarget  string   `yaml:"zone_target"`
+	Services    []string `yaml:"services"` // allowed in the default zone
+	Backend     string   `yaml:"backend"`  // FirewallBackend
+	NftTable    string   `yaml:"nft_table"`
+	// IptablesRules must all appear in `iptables -S` (the iptables policy, 3.0).
+	IptablesRules []string `yaml:"iptables_rules"`
+	// BlocksUnlistedInbound: a listener on a port the policy does not allow is unreachable.
+	BlocksUnlistedInbound *bool `yaml:"blocks_unlisted_inbound"`
+}
+
+// Storage is what the storage suite checks (the root filesystem type is boot.root_fs).
+type Storage struct {
+	Swap         *bool    `yaml:"swap"`          // swap on the OS disk
+	Filesystems  []string `yaml:"filesystems"`   // data filesystems that work
+	HotplugBuses []string `yaml:"hotplug_buses"` // virtio-blk, nvme
+	// NVMeRule is the udev rule file that sets the NVMe I/O timeout for NVMeModel to
+	// NVMeTimeoutMS.
+	NVMeRule      string `yaml:"nvme_rule"`
+	NVMeModel     string `yaml:"nvme_model"`
+	NVMeTimeoutMS int    `yaml:"nvme_timeout_ms"`
+}
+
+// Logging is what the logging suite checks.
+type Logging struct {
+	Auditd            *bool `yaml:"auditd"`             // active, enabled 1, watch rules work
+	JournalPersistent *bool `yaml:"journal_persistent"` // /var/log/journal/<machine-id>, survives reboot
+}
+
+// Agents is what the agents suite checks.
+type Agents struct {
+	WAAgentUnit       string `yaml:"waagent_unit"`
+	WAAgentMinVersion string `yaml:"waagent_min_version"`
+	// WAAgentUnderQEMU is the unit's state under QEMU: "condition-unmet" (enabled, not
+	// started, not failed) or "active".
+	WAAgentUnderQEMU    string   `yaml:"waagent_under_qemu"`
+	CloudInitDatasource string   `yaml:"cloud_init_datasource"` // under QEMU with the harness's seed
+	CloudInitLogAllow   []string `yaml:"cloud_init_log_allow"`  // regexps of accepted WARNING/ERROR lines
+	PasswordAuth        string   `yaml:"password_authentication"`
+	ClientAliveMin      int      `yaml:"client_alive_min"`
+	ClientAliveMax      int      `yaml:"client_alive_max"`
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
-	Name        string `yaml:"name"`
-	Description string `yaml:"description"`
-	Match       Match  `yaml:"match"`
-	Boot        Boot   `yaml:"boot"`
+	Name        string   `yaml:"name"`
+	Description string   `yaml:"description"`
+	Match       Match    `yaml:"match"`
+	Boot        Boot     `yaml:"boot"`
+	Network     Network  `yaml:"network"`
+	Firewall    Firewall `yaml:"firewall"`
+	Storage     Storage  `yaml:"storage"`
+	Logging     Logging  `yaml:"logging"`
+	Agents      Agents   `yaml:"agents"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`

@@ -54,6 +54,10 @@ type Config struct {
 	// NetRestricted isolates the guest from every network but the host forwards (user-net
 	// restrict=on).
 	NetRestricted bool
+	// GuestForwards are user-net guestfwd rules (see GuestForward).
+	GuestForwards []string
+	// HotplugSlots is the number of empty PCIe root ports for hot-plugged devices.
+	HotplugSlots int
 	// Console receives the guest's serial console.
 	Console   io.Writer
 	ExtraArgs []string
@@ -117,6 +121,12 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 	}
 	for _, g := range slices.Sorted(maps.Keys(ports)) {
 		netdev += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", ports[g], g)
+	}
+	for _, f := range c.GuestForwards {
+		netdev += ",guestfwd=" + f
+	}
+	for i := 0; i < c.HotplugSlots; i++ {
+		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s%d,chassis=%d", HotplugPortPrefix, i, 10+i))
 	}
 	a = append(a,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
@@ -309,6 +319,16 @@ func (i *Instance) PowerDown(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("guest did not power off: %w", ctx.Err())
 	}
+}
+
+// HotplugPortPrefix names the empty PCIe root ports: hot-plugged devices go on
+// "<prefix><n>".
+const HotplugPortPrefix = "hotplug"
+
+// GuestForward is a guestfwd rule: a guest connection to ip:port runs cmd on the host with the
+// connection as its stdin/stdout.
+func GuestForward(ip string, port int, cmd string) string {
+	return fmt.Sprintf("tcp:%s:%d-cmd:%s", ip, port, cmd)
 }
 
 func freePort() (int, error) {

@@ -1,0 +1,109 @@
+// Command vmtest-probe is the harness's tiny, static network helper. The harness builds it for
+// the guest's architecture and copies it in, so a guest needs no extra packages to serve or
+// probe TCP; on the host it bridges QEMU guestfwd connections to a test's listener.
+//
+//	vmtest-probe listen PORT TOKEN [SECONDS]  serve TOKEN to every connection on PORT
+//	vmtest-probe connect HOST:PORT [SECONDS]  print the first line the server sends (exit 1 if none)
+//	vmtest-probe bridge HOST:PORT             copy stdin/stdout to a TCP connection
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+)
+
+func main() {
+	if len(os.Args) < 3 {
+		usage()
+	}
+	switch os.Args[1] {
+	case "listen":
+		if len(os.Args) < 4 {
+			usage()
+		}
+		listen(os.Args[2], os.Args[3], seconds(4, 600))
+	case "connect":
+		os.Exit(connect(os.Args[2], seconds(3, 5)))
+	case "bridge":
+		bridge(os.Args[2])
+	default:
+		usage()
+	}
+}
+
+func seconds(i, def int) time.Duration {
+	if len(os.Args) > i {
+		if n, err := strconv.Atoi(os.Args[i]); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+	}
+	return time.Duration(def) * time.Second
+}
+
+func listen(port, token string, life time.Duration) {
+	l, err := net.Listen("tcp", ":"+port)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest-probe:", err)
+		os.Exit(1)
+	}
+	time.AfterFunc(life, func() { os.Exit(0) })
+	fmt.Println("listening", l.Addr())
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			continue
+		}
+		go func() {
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			fmt.Fprintln(c, token)
+		}()
+	}
+}
+
+func connect(addr string, timeout time.Duration) int {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest-probe:", err)
+		return 1
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(os.Stderr, "vmtest-probe: connected but no data:", err)
+		return 1
+	}
+	fmt.Print(line)
+	return 0
+}
+
+func bridge(addr string) {
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest-probe:", err)
+		os.Exit(1)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_, _ = io.Copy(os.Stdout, c)
+	}()
+	_, _ = io.Copy(c, os.Stdin)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	wg.Wait()
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT")
+	os.Exit(2)
+}

@@ -1,0 +1,177 @@
+// Package agents verifies the Azure agents: waagent (version, unit, its state under QEMU),
+// cloud-init (done, no errors, the datasource, a clean log, the harness's user-data applied)
+// and sshd's effective configuration.
+package agents
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
+)
+
+// Commands whose output the checks read.
+const (
+	CmdWAAgentVersion = "waagent --version 2>&1"
+	CmdCloudInit      = "cloud-init status --long; echo exit=$?"
+	CmdCloudInitLog   = `sudo grep -E '\[(WARNING|ERROR|CRITICAL)\]' /var/log/cloud-init.log; true`
+	CmdSSHDConfig     = "sudo sshd -T"
+	CmdHostKeys       = "ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_ed25519_key.pub"
+)
+
+// CmdUnitState prints is-enabled and the unit's state properties.
+func CmdUnitState(unit string) string {
+	return fmt.Sprintf("systemctl is-enabled %s; systemctl show -p ActiveState,SubState,Result,ConditionResult %s", unit, unit)
+}
+
+var agentVersion = regexp.MustCompile(`WALinuxAgent-([0-9][0-9.]*)`)
+
+// WAAgentVersion checks `waagent --version` reports at least min.
+func WAAgentVersion(min, out string) error {
+	m := agentVersion.FindStringSubmatch(out)
+	if m == nil {
+		return fmt.Errorf("waagent --version: expected \"WALinuxAgent-<version>\" >= %s, got %q", min, strings.TrimSpace(out))
+	}
+	got := strings.TrimRight(m[1], ".")
+	if compareVersions(got, min) < 0 {
+		return fmt.Errorf("waagent version: expected >= %s, got %s", min, got)
+	}
+	return nil
+}
+
+// compareVersions compares dotted numeric versions.
+func compareVersions(a, b string) int {
+	as, bs := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < len(as) || i < len(bs); i++ {
+		var x, y int
+		if i < len(as) {
+			x, _ = strconv.Atoi(as[i])
+		}
+		if i < len(bs) {
+			y, _ = strconv.Atoi(bs[i])
+		}
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+// WAAgentUnit checks the unit is enabled and in the predicted state: "condition-unmet" (not
+// started because its condition is false, not failed) or "active".
+func WAAgentUnit(unit, want, out string) error {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var errs []error
+	errs = append(errs, check.Equal(unit+" is-enabled", "enabled", strings.TrimSpace(lines[0])))
+	state := func(k string) string { return check.Field(out, k) }
+	switch want {
+	case "condition-unmet":
+		got := fmt.Sprintf("ActiveState=%s ConditionResult=%s Result=%s", state("ActiveState"), state("ConditionResult"), state("Result"))
+		if state("ActiveState") != "inactive" || state("ConditionResult") != "no" || state("Result") != "success" {
+			errs = append(errs, fmt.Errorf("%s under QEMU: expected \"ActiveState=inactive ConditionResult=no Result=success\" (condition unmet, not failed), got %q", unit, got))
+		}
+	case "active":
+		errs = append(errs, check.Equal(unit+" ActiveState", "active", state("ActiveState")))
+	default:
+		errs = append(errs, fmt.Errorf("profile: agents.waagent_under_qemu %q: use condition-unmet or active", want))
+	}
+	return check.Errors(errs...)
+}
+
+// CloudInitStatus checks `cloud-init status --long`: done, no errors, exit 0, and the datasource.
+func CloudInitStatus(datasource, out string) error {
+	var errs []error
+	errs = append(errs, check.Equal("cloud-init status", "done", check.Field(out, "status")))
+	if e := check.Field(out, "errors"); e != "" && e != "[]" {
+		errs = append(errs, fmt.Errorf("cloud-init errors: expected none, got %s", e))
+	}
+	errs = append(errs, check.Equal("cloud-init status exit code", "0", check.Field(out, "exit")))
+	if datasource != "" && !strings.Contains(out, "DataSource"+datasource) {
+		detail := check.Field(out, "detail")
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, "DataSource") {
+				detail = strings.TrimSpace(l)
+			}
+		}
+		errs = append(errs, fmt.Errorf("cloud-init datasource: expected DataSource%s, got %q", datasource, detail))
+	}
+	return check.Errors(errs...)
+}
+
+// CloudInitLog checks the WARNING/ERROR lines of cloud-init.log against the allow-list.
+func CloudInitLog(allow []string, lines string) error {
+	var res []*regexp.Regexp
+	for _, a := range allow {
+		re, err := regexp.Compile(a)
+		if err != nil {
+			return fmt.Errorf("profile: agents.cloud_init_log_allow %q: %v", a, err)
+		}
+		res = append(res, re)
+	}
+	var bad []string
+	for _, l := range strings.Split(strings.TrimSpace(lines), "\n") {
+		if strings.TrimSpace(l) == "" {
+			continue
+		}
+		allowed := false
+		for _, re := range res {
+			if re.MatchString(l) {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			bad = append(bad, l)
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("/var/log/cloud-init.log: expected no WARNING/ERROR lines outside the profile's allow-list, got %d:\n%s", len(bad), strings.Join(bad, "\n"))
+	}
+	return nil
+}
+
+// HostKey checks the guest's only SSH host key is the injected one.
+func HostKey(injected, out string) error {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	var files []string
+	var key string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "/etc/ssh/") {
+			files = append(files, l)
+		} else if key == "" {
+			key = l
+		}
+	}
+	want := strings.Join(strings.Fields(injected)[:2], " ")
+	got := ""
+	if f := strings.Fields(key); len(f) >= 2 {
+		got = f[0] + " " + f[1]
+	}
+	return check.Errors(
+		check.Equal("SSH host key /etc/ssh/ssh_host_ed25519_key.pub", want, got),
+		check.Set("SSH host key files", []string{"/etc/ssh/ssh_host_ed25519_key.pub"}, strings.Join(files, " ")),
+	)
+}
+
+// SSHDConfig checks `sshd -T`: PasswordAuthentication and ClientAliveInterval.
+func SSHDConfig(wantPassword string, aliveMin, aliveMax int, out string) error {
+	cfg := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			cfg[strings.ToLower(f[0])] = f[1]
+		}
+	}
+	var errs []error
+	if wantPassword != "" {
+		errs = append(errs, check.Equal("sshd -T passwordauthentication", wantPassword, cfg["passwordauthentication"]))
+	}
+	if aliveMax > 0 {
+		errs = append(errs, check.IntRange("sshd -T clientaliveinterval", aliveMin, aliveMax, cfg["clientaliveinterval"]))
+	}
+	return check.Errors(errs...)
+}

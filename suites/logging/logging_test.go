@@ -1,0 +1,60 @@
+package logging
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness"
+)
+
+var vm = harness.NewShared()
+
+func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
+
+func TestAuditdEnabled(t *testing.T) {
+	m := vm.Machine(t)
+	harness.Want(t, m, "logging.auditd", m.Profile().Logging.Auditd)
+	active, _ := m.Output(t, CmdAuditdActive)
+	status, _ := m.Output(t, CmdAuditStatus)
+	require.NoError(t, AuditEnabled(active, status))
+}
+
+func TestAuditWatchRuleRecordsEvent(t *testing.T) {
+	m := vm.Machine(t)
+	harness.Want(t, m, "logging.auditd", m.Profile().Logging.Auditd)
+	n := time.Now().UnixNano()
+	path, key := fmt.Sprintf("/var/tmp/vmtest-audit-%d", n), fmt.Sprintf("vmtest%d", n)
+	m.MustRun(t, fmt.Sprintf("sudo auditctl -w %s -p wa -k %s", path, key))
+	t.Cleanup(func() { m.Output(t, fmt.Sprintf("sudo auditctl -W %s -p wa -k %s", path, key)) })
+	m.MustRun(t, "touch "+path)
+	// auditd writes asynchronously: look for up to 15 s.
+	out, code := m.Output(t, fmt.Sprintf("for i in $(seq 60); do sudo ausearch -k %s -i 2>/dev/null | grep -F %s && exit 0; sleep 0.25; done; sudo ausearch -k %s -i; exit 1", key, path, key))
+	require.NoError(t, AuditEvent(key, path, code, out))
+}
+
+func TestJournalFilesArePersistent(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "logging.journal_persistent", m.Profile().Logging.JournalPersistent)
+	if !*want {
+		t.Skip("profile says the journal is volatile: nothing to check")
+	}
+	require.NoError(t, JournalPersistent(m.MustRun(t, CmdJournalFiles)))
+}
+
+// TestJournalSurvivesReboot reboots the package's VM, so it runs last.
+func TestJournalSurvivesReboot(t *testing.T) {
+	m := vm.Machine(t)
+	want := harness.Want(t, m, "logging.journal_persistent", m.Profile().Logging.JournalPersistent)
+	if !*want {
+		t.Skip("profile says the journal is volatile: nothing to check")
+	}
+	marker := fmt.Sprintf("azl-vmtest-marker-%d", time.Now().UnixNano())
+	m.MustRun(t, "logger -t azl-vmtest "+marker+" && sudo journalctl --sync")
+	m.Reboot(t)
+	out, code := m.Output(t, "sudo journalctl -b -1 --no-pager -o cat -t azl-vmtest")
+	require.NoError(t, MarkerInPreviousBoot(marker, code, out))
+}

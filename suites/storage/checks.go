@@ -1,0 +1,105 @@
+// Package storage verifies storage promises: the root filesystem, no swap on the OS disk, data
+// disks hot-plugged through QMP (virtio-blk and NVMe) appear and go cleanly, the promised
+// filesystems work and survive a reboot through fstab, and the NVMe timeout udev rule.
+package storage
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
+)
+
+// Commands whose output the checks read.
+const (
+	CmdSwaps = "cat /proc/swaps"
+)
+
+// CmdFindDisk waits up to 60 s for the disk with serial to appear and prints its name.
+func CmdFindDisk(serial string) string {
+	return fmt.Sprintf(`for i in $(seq 240); do n=$(lsblk -dn -o NAME,SERIAL | awk '$2=="%s"{print $1}'); [ -n "$n" ] && { echo "$n"; exit 0; }; sleep 0.25; done; lsblk -dn -o NAME,SERIAL; exit 1`, serial)
+}
+
+// CmdDiskGone waits up to 60 s for the disk with serial to disappear; prints what is left.
+func CmdDiskGone(serial string) string {
+	return fmt.Sprintf(`for i in $(seq 240); do lsblk -dn -o SERIAL | grep -qx '%s' || exit 0; sleep 0.25; done; lsblk -dn -o NAME,SERIAL; exit 1`, serial)
+}
+
+// NoSwap checks /proc/swaps lists nothing (want=false) or something (want=true).
+func NoSwap(want bool, swaps string) error {
+	var active []string
+	for _, l := range strings.Split(strings.TrimSpace(swaps), "\n")[1:] {
+		if f := strings.Fields(l); len(f) > 0 {
+			active = append(active, f[0])
+		}
+	}
+	switch {
+	case !want && len(active) > 0:
+		return fmt.Errorf("swap: expected none on the OS disk, got %q", strings.Join(active, " "))
+	case want && len(active) == 0:
+		return fmt.Errorf("swap: expected some, got none")
+	}
+	return nil
+}
+
+// DiskAppeared checks the guest found the hot-plugged disk.
+func DiskAppeared(serial, bus string, exit int, out string) error {
+	if exit != 0 {
+		return fmt.Errorf("hot-plugged %s disk %s: expected it in lsblk, got only %q", bus, serial, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// DiskGone checks the guest let go of the hot-unplugged disk.
+func DiskGone(serial string, exit int, out string) error {
+	if exit != 0 {
+		return fmt.Errorf("hot-unplugged disk %s: expected it gone from lsblk, got %q", serial, strings.TrimSpace(out))
+	}
+	return nil
+}
+
+// Checksum compares a file's sha256 before and after (a remount or reboot).
+func Checksum(what, want, got string) error {
+	return check.Equal(what+" sha256", first(want), first(got))
+}
+
+// Mounted checks findmnt's "SOURCE FSTYPE" for a mount point.
+func Mounted(mnt, wantFS, findmnt string) error {
+	f := strings.Fields(findmnt)
+	if len(f) < 2 {
+		return fmt.Errorf("%s: expected a mounted %s filesystem, got nothing mounted", mnt, wantFS)
+	}
+	return check.Equal(mnt+" filesystem type", wantFS, f[1])
+}
+
+// NVMeRule checks the udev rule sets io_timeout to the value for the model.
+func NVMeRule(path, model string, timeoutMS int, content string) error {
+	var errs []error
+	if !strings.Contains(content, model) {
+		errs = append(errs, fmt.Errorf("%s: expected a match on model %q, got:\n%s", path, model, strings.TrimSpace(content)))
+	}
+	want := fmt.Sprintf(`ATTR{queue/io_timeout}="%d"`, timeoutMS)
+	if !strings.Contains(content, want) {
+		errs = append(errs, fmt.Errorf("%s: expected %s, got:\n%s", path, want, strings.TrimSpace(content)))
+	}
+	return check.Errors(errs...)
+}
+
+// NVMeTimeout checks a disk's io_timeout: the rule's value on the promised model, and not the
+// rule's value on any other (the rule must stay selective).
+func NVMeTimeout(disk, diskModel, ruleModel string, ruleTimeout int, got string) error {
+	if strings.TrimSpace(diskModel) == ruleModel {
+		return check.IntEqual(fmt.Sprintf("%s (model %q) queue/io_timeout", disk, diskModel), ruleTimeout, got)
+	}
+	if strings.TrimSpace(got) == fmt.Sprint(ruleTimeout) {
+		return fmt.Errorf("%s (model %q) queue/io_timeout: expected the default (the rule is for %q only), got %s", disk, strings.TrimSpace(diskModel), ruleModel, strings.TrimSpace(got))
+	}
+	return nil
+}
+
+func first(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
