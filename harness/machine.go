@@ -44,6 +44,7 @@ type Machine struct {
 	Stages BootStages
 
 	mu        sync.Mutex
+	probe     bool // vmtest-probe installed
 	slots     [hotplugSlots]string // hot-plugged device ID per PCIe root port
 	client    *ssh.Client
 	bootID    string
@@ -233,6 +234,10 @@ func (m *Machine) Instance() *qemu.Instance { return m.inst }
 // HostPort is the host port (on 127.0.0.1) forwarded to guestPort, or 0.
 func (m *Machine) HostPort(guestPort int) int { return m.inst.Ports[guestPort] }
 
+// NetworkRestricted reports whether the guest is isolated from every network but the host's
+// forwarded ports (VMTEST_NET=restricted): QEMU's user-net then gives it no default route.
+func (m *Machine) NetworkRestricted() bool { return !m.cfg.NetOpen }
+
 // UserData is the rendered user-data the guest was given.
 func (m *Machine) UserData() []byte { return m.userData }
 
@@ -290,7 +295,7 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 	}
 	gctx, cancel := m.guard(ctx)
 	defer cancel()
-	res, err := c.Run(gctx, cmd, nil)
+	res, err := c.Run(gctx, GuestPATH+cmd, nil)
 	if err != nil && ctx.Err() == nil {
 		// A lost connection is often the first sign of a dying guest: give QEMU's exit or the
 		// console's panic line a moment to arrive so the error says why.
@@ -305,6 +310,10 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 	}
 	return res, err
 }
+
+// GuestPATH prefixes every command: admin tools (sysctl, ip, auditctl, sshd) live in sbin,
+// which some distributions leave off an ordinary user's PATH.
+const GuestPATH = `PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"; `
 
 // DefaultCommandTimeout bounds MustRun and Output.
 const DefaultCommandTimeout = 5 * time.Minute
@@ -347,8 +356,11 @@ func (m *Machine) output(t testing.TB, cmd string) (cmdOutput, int, error) {
 	return cmdOutput{string(res.Stdout), string(res.Stderr)}, res.ExitCode, err
 }
 
+// testContext is the test's context while it runs. t.Context() is cancelled just before the
+// test's Cleanup functions run, and cleanups must still reach the guest: then it is
+// context.Background() (commands stay bounded by their own timeouts).
 func testContext(t testing.TB) context.Context {
-	if c, ok := t.(interface{ Context() context.Context }); ok {
+	if c, ok := t.(interface{ Context() context.Context }); ok && c.Context().Err() == nil {
 		return c.Context()
 	}
 	return context.Background()

@@ -59,13 +59,24 @@ func (m *Machine) InstallProbe(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testContext(t), 2*time.Minute)
 	defer cancel()
+	m.mu.Lock()
+	done := m.probe
+	m.mu.Unlock()
+	if done {
+		return ProbePath
+	}
 	local, err := buildProbe(ctx, m.cfg.Arch)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.CopyTo(ctx, local, ProbePath, "0755"); err != nil {
+	// Copy beside and rename: a probe still running (a listener) keeps its old inode.
+	if err := m.CopyTo(ctx, local, ProbePath+".new", "0755"); err != nil {
 		t.Fatal(err)
 	}
+	m.MustRun(t, "mv -f "+ProbePath+".new "+ProbePath)
+	m.mu.Lock()
+	m.probe = true
+	m.mu.Unlock()
 	return ProbePath
 }
 

@@ -13,8 +13,8 @@ import (
 
 // Commands whose output the checks read.
 const (
-	// The interface of the default route.
-	CmdPrimaryIface = "ip -o -4 route show default | awk '{for(i=1;i<NF;i++) if($i==\"dev\"){print $(i+1); exit}}'"
+	// The primary interface: the first with a global IPv4 address.
+	CmdPrimaryIface = "ip -o -4 addr show scope global | awk '{print $2; exit}'"
 	CmdManagers     = "for s in systemd-networkd NetworkManager; do echo \"$s $(systemctl is-active $s)\"; done"
 	CmdDefaultRoute = "ip -o -4 route show default"
 )
