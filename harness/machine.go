@@ -44,7 +44,7 @@ type Machine struct {
 	Stages BootStages
 
 	mu        sync.Mutex
-	probe     bool // vmtest-probe installed
+	probe     bool                 // vmtest-probe installed
 	slots     [hotplugSlots]string // hot-plugged device ID per PCIe root port
 	client    *ssh.Client
 	bootID    string

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
 // ProbePath is where InstallProbe puts the helper in the guest.
@@ -36,18 +37,25 @@ func buildProbe(ctx context.Context, a arch.Arch) (string, error) {
 	if p, ok := probeBuilt[a.Name]; ok {
 		return p, nil
 	}
-	dir, err := os.MkdirTemp("", "azl-vmtest-probe-")
-	if err != nil {
+	// Built into the cache (not a temp folder that would outlive the process): go build's own
+	// cache makes a rebuild cheap; a rename makes concurrent test binaries safe.
+	dir := filepath.Join(standin.CacheDir(), "probe")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	out := filepath.Join(dir, "vmtest-probe-"+a.Name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, "github.com/azl-vmtest/azl-vmtest/cmd/vmtest-probe")
+	tmp := fmt.Sprintf("%s.%d", out, os.Getpid())
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", tmp, "github.com/azl-vmtest/azl-vmtest/cmd/vmtest-probe")
 	cmd.Dir = moduleRoot()
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+a.GOARCH)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
+		os.Remove(tmp)
 		return "", fmt.Errorf("building vmtest-probe for %s: %v\n%s", a.Name, err, stderr.String())
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return "", err
 	}
 	probeBuilt[a.Name] = out
 	return out, nil

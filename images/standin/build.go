@@ -134,6 +134,7 @@ func Build(ctx context.Context, opts Options) (string, error) {
 	if err := b.run(ctx, out); err != nil {
 		return "", fmt.Errorf("building the %s stand-in image: %w", opts.Arch.Name, err)
 	}
+	pruneOldImages(out, opts.Arch, opts.Log)
 	return out, nil
 }
 
@@ -153,6 +154,18 @@ func preflight(a arch.Arch) error {
 		}
 	}
 	return nil
+}
+
+// pruneOldImages removes this architecture's images built from older recipes (the caller holds
+// the build lock). A VM still running on one keeps its open file until it stops.
+func pruneOldImages(current string, a arch.Arch, log io.Writer) {
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(current), "standin-"+a.Name+"-*.qcow2"))
+	for _, p := range old {
+		if p != current {
+			fmt.Fprintf(log, "standin: removing image of an older recipe %s\n", p)
+			_ = os.Remove(p)
+		}
+	}
 }
 
 // removeStaleBuilds deletes work folders of this architecture's interrupted builds (the caller

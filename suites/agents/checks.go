@@ -18,7 +18,7 @@ const (
 	CmdCloudInit      = "cloud-init status --long; echo exit=$?"
 	CmdCloudInitLog   = `sudo grep -E '\[(WARNING|ERROR|CRITICAL)\]' /var/log/cloud-init.log; true`
 	CmdSSHDConfig     = "sudo sshd -T"
-	CmdHostKeys       = "ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_ed25519_key.pub"
+	CmdHostKeys       = "sudo sh -c 'ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_ed25519_key.pub'"
 )
 
 // CmdUnitState prints is-enabled and the unit's state properties.

@@ -28,11 +28,14 @@ func TestAuditWatchRuleRecordsEvent(t *testing.T) {
 	harness.Want(t, m, "logging.auditd", m.Profile().Logging.Auditd)
 	n := time.Now().UnixNano()
 	path, key := fmt.Sprintf("/var/tmp/vmtest-audit-%d", n), fmt.Sprintf("vmtest%d", n)
-	m.MustRun(t, fmt.Sprintf("sudo auditctl -w %s -p wa -k %s", path, key))
-	t.Cleanup(func() { m.Output(t, fmt.Sprintf("sudo auditctl -W %s -p wa -k %s", path, key)) })
+	// Watch an existing file, then write to it and change its attributes.
 	m.MustRun(t, "touch "+path)
-	// auditd writes asynchronously: look for up to 15 s.
-	out, code := m.Output(t, fmt.Sprintf("for i in $(seq 60); do sudo ausearch -k %s -i 2>/dev/null | grep -F %s && exit 0; sleep 0.25; done; sudo ausearch -k %s -i; exit 1", key, path, key))
+	m.MustRun(t, fmt.Sprintf("sudo auditctl -w %s -p wa -k %s", path, key))
+	t.Cleanup(func() { m.Output(t, fmt.Sprintf("sudo auditctl -W %s -p wa -k %s; rm -f %s", path, key, path)) })
+	m.MustRun(t, fmt.Sprintf("echo azl-vmtest >> %s && chmod 0600 %s", path, path))
+	// auditd writes asynchronously: look for up to 15 s. --input-logs: without a terminal on
+	// stdin ausearch reads stdin instead of the logs.
+	out, code := m.Output(t, fmt.Sprintf("for i in $(seq 60); do sudo ausearch --input-logs -k %s -i 2>/dev/null | grep -F %s && exit 0; sleep 0.25; done; sudo ausearch --input-logs -k %s -i 2>&1; exit 1", key, path, key))
 	require.NoError(t, AuditEvent(key, path, code, out))
 }
 
