@@ -1,0 +1,133 @@
+package ssh
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	gossh "golang.org/x/crypto/ssh"
+)
+
+func signer(t *testing.T) gossh.Signer {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	s, err := gossh.NewSignerFromKey(k)
+	require.NoError(t, err)
+	return s
+}
+
+// fakeServer is an in-process SSH server: "exit N" exits N, "echo X" prints X, "hang" never ends.
+func fakeServer(t *testing.T, host, user gossh.Signer) string {
+	cfg := &gossh.ServerConfig{PublicKeyCallback: func(_ gossh.ConnMetadata, k gossh.PublicKey) (*gossh.Permissions, error) {
+		if string(k.Marshal()) == string(user.PublicKey().Marshal()) {
+			return nil, nil
+		}
+		return nil, errors.New("unknown key")
+	}}
+	cfg.AddHostKey(host)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, chans, reqs, err := gossh.NewServerConn(c, cfg)
+				if err != nil {
+					return
+				}
+				go gossh.DiscardRequests(reqs)
+				for nc := range chans {
+					ch, creqs, _ := nc.Accept()
+					go func() {
+						for r := range creqs {
+							if r.Type != "exec" {
+								r.Reply(false, nil)
+								continue
+							}
+							r.Reply(true, nil)
+							cmd := string(r.Payload[4:])
+							switch {
+							case strings.HasPrefix(cmd, "echo "):
+								ch.Write([]byte(strings.TrimPrefix(cmd, "echo ") + "\n"))
+								exit(ch, 0)
+							case strings.HasPrefix(cmd, "exit "):
+								exit(ch, int(cmd[5]-'0'))
+							case cmd == "hang":
+							}
+						}
+					}()
+				}
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+func exit(ch gossh.Channel, code int) {
+	b := make([]byte, 4)
+	binary.BigEndian.PutUint32(b, uint32(code))
+	ch.SendRequest("exit-status", false, b)
+	ch.Close()
+}
+
+func TestRunExitCodesAndPinnedKey(t *testing.T) {
+	host, user := signer(t), signer(t)
+	addr := fakeServer(t, host, user)
+	ctx := context.Background()
+	c, err := Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey(), BannerTimeout: 2 * time.Second})
+	require.NoError(t, err)
+	defer c.Close()
+	res, err := c.Run(ctx, "echo hello", nil)
+	require.NoError(t, err)
+	assert.Equal(t, "hello\n", string(res.Stdout))
+	assert.Equal(t, 0, res.ExitCode)
+	res, err = c.Run(ctx, "exit 3", nil)
+	require.NoError(t, err, "a non-zero exit is a result, not an error")
+	assert.Equal(t, 3, res.ExitCode)
+	require.NoError(t, c.Alive(ctx))
+
+	// A command that never ends returns when its context does.
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = c.Run(cctx, "hang", nil)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.Less(t, time.Since(start), 2*time.Second)
+
+	// Another host key is refused, never accepted.
+	_, err = Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: signer(t).PublicKey()})
+	require.Error(t, err)
+	assert.True(t, IsHostKeyMismatch(err), "%v", err)
+}
+
+func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
+	// Like QEMU's user-net before the guest answers: TCP accepted, nothing said.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	start := time.Now()
+	_, err = Dial(context.Background(), Config{Addr: l.Addr().String(), User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(), BannerTimeout: 300 * time.Millisecond})
+	require.ErrorIs(t, err, ErrNoBanner)
+	assert.Less(t, time.Since(start), 2*time.Second)
+}
