@@ -391,8 +391,13 @@ func (m *Machine) reboot(ctx context.Context) error {
 		return err
 	}
 	start := time.Now()
-	// The connection may drop before the reply: the reboot is confirmed by the new boot ID.
-	_, _ = m.Run(ctx, "sudo systemctl reboot")
+	// The connection may drop before the reply, or hang: user-net keeps a TCP connection to a
+	// guest that went away open, so every command here has its own short bound. The reboot is
+	// confirmed by the new boot ID.
+	const step = 20 * time.Second
+	rctx, rcancel := context.WithTimeout(ctx, step)
+	_, _ = m.Run(rctx, "sudo systemctl reboot")
+	rcancel()
 	m.mu.Lock()
 	c := m.client
 	m.client = nil
@@ -404,7 +409,9 @@ func (m *Machine) reboot(ctx context.Context) error {
 		if err := m.dialSSH(ctx); err != nil {
 			return err
 		}
-		id, err := m.BootID(ctx)
+		bctx, bcancel := context.WithTimeout(ctx, step)
+		id, err := m.BootID(bctx)
+		bcancel()
 		if err == nil && id != old {
 			m.bootID = id
 			m.dmesgSeen = 0
