@@ -43,7 +43,6 @@ func register(m *Machine) {
 	liveMu.Lock()
 	live[m] = true
 	liveMu.Unlock()
-	_ = os.WriteFile(filepath.Join(m.dir, "owner.pid"), []byte(ownerPID), 0o600)
 }
 
 func unregister(m *Machine) {

@@ -87,6 +87,9 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	if err != nil {
 		return nil, err
 	}
+	// Owned from the start: a run SIGKILLed before its VM registers leaves a folder the next
+	// run can recognise as stale and remove.
+	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(ownerPID), 0o600)
 	m := &Machine{cfg: cfg, name: name, dir: dir, profile: prof, logf: logf}
 	ok := false
 	defer func() {
