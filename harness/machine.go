@@ -279,6 +279,17 @@ func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFun
 	return ctx, cancel
 }
 
+// dropClient closes the kept SSH connection, if any.
+func (m *Machine) dropClient() {
+	m.mu.Lock()
+	c := m.client
+	m.client = nil
+	m.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
 func (m *Machine) sshClient() *ssh.Client {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -401,13 +412,7 @@ func (m *Machine) reboot(ctx context.Context) error {
 	rctx, rcancel := context.WithTimeout(ctx, step)
 	_, _ = m.Run(rctx, "sudo systemctl reboot")
 	rcancel()
-	m.mu.Lock()
-	c := m.client
-	m.client = nil
-	m.mu.Unlock()
-	if c != nil {
-		c.Close()
-	}
+	m.dropClient()
 	for {
 		if err := m.dialSSH(ctx); err != nil {
 			return err
@@ -421,13 +426,7 @@ func (m *Machine) reboot(ctx context.Context) error {
 			break
 		}
 		// Still the old boot (sshd not yet stopped): drop it and wait for the new one.
-		m.mu.Lock()
-		c := m.client
-		m.client = nil
-		m.mu.Unlock()
-		if c != nil {
-			c.Close()
-		}
+		m.dropClient()
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("guest did not come back with a new boot ID: %w", ctx.Err())
