@@ -53,7 +53,14 @@ type Config struct {
 	AllowConsole []string
 	// SkipReady skips the cloud-init and systemd stages (SSH only).
 	SkipReady bool
+	// Restore lets the machine start from a saved booted state (VMTEST_RESTORE, default on;
+	// WithFreshBoot turns it off for one machine).
+	Restore bool
 }
+
+// restorable says whether a machine may be restored from a saved state instead of booted: a
+// guest saved at "ready" cannot stand in for one the test wants to see boot.
+func (c Config) restorable() bool { return c.Restore && !c.SkipReady }
 
 // Option adjusts a Config.
 type Option func(*Config)
@@ -138,9 +145,14 @@ func WithBootTimeout(d time.Duration) Option { return func(c *Config) { c.BootTi
 // WithSSHOnly makes readiness stop at the first SSH login (no cloud-init or systemd wait).
 func WithSSHOnly() Option { return func(c *Config) { c.SkipReady = true } }
 
+// WithFreshBoot makes the machine boot from its firmware even when a saved booted state could
+// stand in for it: for tests about the boot itself (console at boot, boot stages, cloud-init's
+// first run).
+func WithFreshBoot() Option { return func(c *Config) { c.Restore = false } }
+
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {
-	c := Config{Accel: "auto", MemoryMB: 2048, CPUs: 2, Keep: KeepFailed, User: "azlvmtest"}
+	c := Config{Accel: "auto", MemoryMB: 2048, CPUs: 2, Keep: KeepFailed, User: "azlvmtest", Restore: true}
 	var err error
 	archName := os.Getenv("VMTEST_ARCH")
 	if archName == "" {
@@ -182,6 +194,13 @@ func ConfigFromEnv() (Config, error) {
 		if c.BootTimeout, err = time.ParseDuration(v); err != nil {
 			return c, fmt.Errorf("VMTEST_BOOT_TIMEOUT=%q: %w (use e.g. 5m)", v, err)
 		}
+	}
+	switch v := os.Getenv("VMTEST_RESTORE"); v {
+	case "", "1", "on", "true":
+	case "0", "off", "false":
+		c.Restore = false
+	default:
+		return c, fmt.Errorf("VMTEST_RESTORE=%q: use 1 (restore saved booted states, the default) or 0 (boot every VM)", v)
 	}
 	switch v := os.Getenv("VMTEST_NET"); v {
 	case "", "restricted":

@@ -50,6 +50,9 @@ type Machine struct {
 	bootID    string
 	dmesgSeen int
 	closed    bool
+
+	restoredFrom string // saved state key, "" for a booted machine
+	instanceID   string // a restored machine's marker
 }
 
 var nameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -62,8 +65,9 @@ func sanitize(name string) string {
 	return s
 }
 
-// start boots a machine and waits until it is ready. On error the returned Machine (if not nil)
-// still owns a QEMU process and must be closed after artifacts are taken.
+// start gives a ready machine: restored from a saved booted state when the configuration
+// allows one (see restore.go), else booted. On error the returned Machine (if not nil) still
+// owns a QEMU process and must be closed after artifacts are taken.
 func start(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
 	info, err := qemu.Inspect(ctx, cfg.Image)
 	if err != nil {
@@ -76,13 +80,30 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = defaultBootTimeout(accel, cfg.Arch)
 	}
-	logf("vm %s: %s image %s (%s), accelerator %s (%s), %d CPUs, %d MiB", name, cfg.Arch.Name, info.Path, info.Format, accel, why, cfg.CPUs, cfg.MemoryMB)
 	var prof *profile.Profile
 	if cfg.Profile != "" {
 		if prof, err = profile.Load(cfg.Profile); err != nil {
 			return nil, fmt.Errorf("VMTEST_PROFILE: %w", err)
 		}
 	}
+	logf("vm %s: %s image %s (%s), accelerator %s (%s), %d CPUs, %d MiB", name, cfg.Arch.Name, info.Path, info.Format, accel, why, cfg.CPUs, cfg.MemoryMB)
+	l := launch{cfg: cfg, info: info, accel: accel, prof: prof}
+	if cfg.restorable() {
+		return l.restore(ctx, name, logf)
+	}
+	return l.boot(ctx, name, logf, "")
+}
+
+// launch is what every way of starting a machine shares: the resolved configuration.
+type launch struct {
+	cfg   Config
+	info  qemu.ImageInfo
+	accel string
+	prof  *profile.Profile
+}
+
+// newMachine makes the machine's private folder.
+func (l launch) newMachine(name string, logf func(string, ...any)) (*Machine, error) {
 	dir, err := os.MkdirTemp("", "azl-vmtest-"+sanitize(name)+"-")
 	if err != nil {
 		return nil, err
@@ -90,11 +111,21 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	// Owned from the start: a run SIGKILLed before its VM registers leaves a folder the next
 	// run can recognise as stale and remove.
 	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(ownerPID), 0o600)
-	m := &Machine{cfg: cfg, name: name, dir: dir, profile: prof, logf: logf}
+	return &Machine{cfg: l.cfg, name: name, dir: dir, profile: l.prof, logf: logf}, nil
+}
+
+// boot starts a machine from its firmware and waits until it is ready. overlay, if not "",
+// is where its disk overlay goes (a saved state being built).
+func (l launch) boot(ctx context.Context, name string, logf func(string, ...any), overlay string) (*Machine, error) {
+	cfg := l.cfg
+	m, err := l.newMachine(name, logf)
+	if err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok && m.inst == nil {
-			os.RemoveAll(dir)
+			os.RemoveAll(m.dir)
 		}
 	}()
 	if m.userKey, err = cloudinit.NewKeyPair(cfg.User + "@azl-vmtest"); err != nil {
@@ -103,26 +134,56 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	if m.hostKey, err = cloudinit.NewKeyPair("azl-vmtest-host"); err != nil {
 		return nil, err
 	}
-	hostname := "azl-vmtest-" + strings.ToLower(sanitize(name))
-	hostname = strings.Trim(regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(hostname, "-"), "-")
-	if len(hostname) > 63 {
-		hostname = strings.TrimRight(hostname[:63], "-")
-	}
 	seed := &cloudinit.Seed{
 		InstanceID: fmt.Sprintf("azl-vmtest-%d", time.Now().UnixNano()),
-		Hostname:   hostname, User: cfg.User, UserKey: m.userKey, HostKey: m.hostKey,
+		Hostname:   hostname(name), User: cfg.User, UserKey: m.userKey, HostKey: m.hostKey,
 		WriteFiles: cfg.WriteFiles, BootCmd: cfg.BootCmd, RunCmd: cfg.RunCmd, Extra: cfg.Extra,
 		NetworkConfig: cfg.NetworkConfig,
 	}
 	if m.userData, err = seed.UserData(); err != nil {
 		return nil, err
 	}
-	seedPath := filepath.Join(dir, "seed.iso")
+	seedPath := filepath.Join(m.dir, "seed.iso")
 	if err := seed.WriteISO(seedPath); err != nil {
 		return nil, err
 	}
-	if m.console, err = console.NewRecorder(filepath.Join(dir, "console.log")); err != nil {
+	qc, err := l.qemuConfig(ctx, m, seedPath)
+	if err != nil {
 		return nil, err
+	}
+	qc.Overlay = overlay
+	if err := m.launch(ctx, qc); err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout)
+	defer cancel()
+	if err := m.waitReady(bctx); err != nil {
+		return m, err
+	}
+	if err := m.detectProfile(ctx); err != nil {
+		return m, err
+	}
+	ok = true
+	return m, nil
+}
+
+// hostname is the guest's host name for a machine called name.
+func hostname(name string) string {
+	h := "azl-vmtest-" + strings.ToLower(sanitize(name))
+	h = strings.Trim(regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString(h, "-"), "-")
+	if len(h) > 63 {
+		h = strings.TrimRight(h[:63], "-")
+	}
+	return h
+}
+
+// qemuConfig is the QEMU configuration of m with the seed at seedPath; it also opens the
+// console recorder. The device set here is what a saved state records (stateInputs).
+func (l launch) qemuConfig(ctx context.Context, m *Machine, seedPath string) (qemu.Config, error) {
+	cfg := l.cfg
+	var err error
+	if m.console, err = console.NewRecorder(filepath.Join(m.dir, "console.log")); err != nil {
+		return qemu.Config{}, err
 	}
 	var fwd []qemu.Forward
 	for g, h := range cfg.Forwards {
@@ -132,53 +193,58 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	if len(cfg.HostServices) > 0 {
 		host, err := arch.Host()
 		if err != nil {
-			return nil, err
+			return qemu.Config{}, err
 		}
 		bridge, err := buildProbe(ctx, host)
 		if err != nil {
-			return nil, err
+			return qemu.Config{}, err
 		}
 		for port, addr := range cfg.HostServices {
 			extra = append(extra, qemu.GuestForward(HostServiceIP, port, bridge+" bridge "+addr))
 		}
 	}
-	m.started = time.Now()
-	m.inst, err = qemu.Start(ctx, qemu.Config{
+	return qemu.Config{
 		GuestForwards: extra,
 		HotplugSlots:  hotplugSlots,
-		Name:          sanitize(name), Arch: cfg.Arch, Image: info, Dir: dir,
-		MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: accel, CPUModel: cfg.CPUModel,
+		Name:          sanitize(m.name), Arch: cfg.Arch, Image: l.info, Dir: m.dir,
+		MemoryMB: cfg.MemoryMB, CPUs: cfg.CPUs, Accel: l.accel, CPUModel: cfg.CPUModel,
 		Drives:        []qemu.Drive{{ID: "cidata", Path: seedPath, Format: "raw", ReadOnly: true}},
 		Forwards:      fwd,
 		NetRestricted: !cfg.NetOpen,
 		Console:       m.console,
-	})
+	}, nil
+}
+
+// launch starts QEMU for m and registers it for signal handling.
+func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
+	m.started = time.Now()
+	var err error
+	m.inst, err = qemu.Start(ctx, qc)
 	if err != nil {
 		m.console.Close()
-		return nil, err
+		return err
 	}
 	m.Stages.QEMU = time.Since(m.started)
 	register(m)
-	m.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", m.inst.SSHPort), User: cfg.User,
+	m.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", m.inst.SSHPort), User: m.cfg.User,
 		Signer: m.userKey.Signer, HostKey: m.hostKey.Signer.PublicKey()}
-	logf("vm %s: +%.1fs QEMU up (pid %d), SSH on 127.0.0.1:%d, console %s", name, m.Stages.QEMU.Seconds(), m.inst.Pid(), m.inst.SSHPort, filepath.Join(dir, "console.log"))
-	bctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout)
-	defer cancel()
-	if err := m.waitReady(bctx); err != nil {
-		return m, err
-	}
+	m.log("vm %s: +%.1fs QEMU up (pid %d), SSH on 127.0.0.1:%d, console %s", m.name, m.Stages.QEMU.Seconds(), m.inst.Pid(), m.inst.SSHPort, filepath.Join(m.dir, "console.log"))
+	return nil
+}
+
+// detectProfile reads the guest's os-release unless a profile was given.
+func (m *Machine) detectProfile(ctx context.Context) error {
 	if m.profile == nil {
 		osr, err := m.Run(ctx, "cat /etc/os-release")
 		if err != nil {
-			return m, err
+			return err
 		}
 		if m.profile, err = profile.Detect(string(osr.Stdout)); err != nil {
-			return m, err
+			return err
 		}
 	}
-	logf("vm %s: profile %s (%s)", name, m.profile.Name, m.profile.Source)
-	ok = true
-	return m, nil
+	m.log("vm %s: profile %s (%s)", m.name, m.profile.Name, m.profile.Source)
+	return nil
 }
 
 func defaultBootTimeout(accel string, a arch.Arch) time.Duration {
@@ -215,6 +281,14 @@ func (m *Machine) Close() {
 	}
 	os.RemoveAll(m.dir)
 }
+
+// Restored reports whether the machine was started from a saved booted state (and which)
+// rather than booted.
+func (m *Machine) Restored() (key string, ok bool) { return m.restoredFrom, m.restoredFrom != "" }
+
+// InstanceID is a restored machine's own marker, also in the guest's
+// /run/azl-vmtest/instance-id ("" for a booted machine).
+func (m *Machine) InstanceID() string { return m.instanceID }
 
 // Name is the machine's name (the test's).
 func (m *Machine) Name() string { return m.name }
@@ -259,7 +333,10 @@ func (m *Machine) Dead() error {
 		return err
 	}
 	if m.inst != nil {
-		return m.inst.ExitError()
+		if err := m.inst.ExitError(); err != nil {
+			return err
+		}
+		return m.inst.Fault()
 	}
 	return nil
 }

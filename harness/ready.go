@@ -17,6 +17,7 @@ import (
 // console output (quiet kernels print nothing).
 type BootStages struct {
 	QEMU       time.Duration // QMP answered
+	Restore    time.Duration // a restored machine: saved state loaded and the guest resumed
 	Firmware   time.Duration // firmware handed over to the boot loader (console), 0 if unseen
 	Kernel     time.Duration // kernel started
 	SSHDActive time.Duration // the guest's sshd unit became active
@@ -30,6 +31,9 @@ type BootStages struct {
 }
 
 func (b BootStages) String() string {
+	if b.Restore > 0 {
+		return fmt.Sprintf("qemu %.1fs, restored %.1fs, ssh %.1fs, ready %.1fs", b.QEMU.Seconds(), b.Restore.Seconds(), b.SSH.Seconds(), b.Ready.Seconds())
+	}
 	return fmt.Sprintf("qemu %.1fs, firmware %.1fs, kernel %.1fs, sshd active %.1fs, ssh %.1fs (gap %.2fs), cloud-init %.1fs, ready %.1fs, round trip %.0fms",
 		b.QEMU.Seconds(), b.Firmware.Seconds(), b.Kernel.Seconds(), b.SSHDActive.Seconds(), b.SSH.Seconds(),
 		b.ReadinessGap.Seconds(), b.CloudInit.Seconds(), b.Ready.Seconds(), float64(b.RoundTrip.Microseconds())/1000)

@@ -57,6 +57,33 @@ func NewKeyPair(comment string) (*KeyPair, error) {
 	return &KeyPair{Private: priv, Signer: signer, PublicLine: pub, PrivatePEM: string(pem.EncodeToMemory(block))}, nil
 }
 
+// ParseKeyPair reads a key NewKeyPair made back from its PrivatePEM (a saved VM state keeps
+// the keys its guest trusts).
+func ParseKeyPair(privatePEM, comment string) (*KeyPair, error) {
+	raw, err := ssh.ParseRawPrivateKey([]byte(privatePEM))
+	if err != nil {
+		return nil, fmt.Errorf("parsing a saved private key: %w", err)
+	}
+	var priv ed25519.PrivateKey
+	switch k := raw.(type) {
+	case ed25519.PrivateKey:
+		priv = k
+	case *ed25519.PrivateKey:
+		priv = *k
+	default:
+		return nil, fmt.Errorf("saved private key is %T, want ed25519", raw)
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return nil, err
+	}
+	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
+	if comment != "" {
+		pub += " " + comment
+	}
+	return &KeyPair{Private: priv, Signer: signer, PublicLine: pub, PrivatePEM: privatePEM}, nil
+}
+
 // Seed is the content of a NoCloud seed.
 type Seed struct {
 	InstanceID string

@@ -88,3 +88,14 @@ func TestInvalidNetworkConfigRefused(t *testing.T) {
 	s.NetworkConfig = "version: [2\n"
 	assert.ErrorContains(t, s.WriteISO(filepath.Join(t.TempDir(), "seed.iso")), "network-config is not valid YAML")
 }
+
+func TestParseKeyPairRoundTrip(t *testing.T) {
+	k, err := NewKeyPair("c")
+	require.NoError(t, err)
+	back, err := ParseKeyPair(k.PrivatePEM, "c")
+	require.NoError(t, err)
+	assert.Equal(t, k.PublicLine, back.PublicLine)
+	assert.Equal(t, k.Private, back.Private)
+	_, err = ParseKeyPair("not a key", "c")
+	assert.Error(t, err)
+}

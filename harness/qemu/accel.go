@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
@@ -93,7 +94,87 @@ func probeKVM(a arch.Arch) (bool, string) {
 		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 		return false, fmt.Sprintf("a KVM probe guest failed (exit %d: %s)", code, first)
 	}
-	return true, "KVM ran a probe guest"
+	// A few real-mode instructions can run where protected-mode firmware cannot (seen here:
+	// "KVM internal error. Suberror: 1 ... emulation failure" inside OVMF, after which QEMU
+	// sits paused for ever). So the firmware itself must reach its boot manager too.
+	return probeFirmware(a, dir)
+}
+
+// probeFirmware runs the architecture's UEFI firmware under KVM (no disk) and waits for its
+// boot manager's first console line.
+func probeFirmware(a arch.Arch, dir string) (bool, string) {
+	code, varsTemplate, err := a.Firmware()
+	if err != nil {
+		return false, err.Error()
+	}
+	vars := filepath.Join(dir, "vars.fd")
+	if err := CopyFile(varsTemplate, vars); err != nil {
+		return false, err.Error()
+	}
+	machine := a.Machine
+	if a.Name == "aarch64" {
+		machine += ",gic-version=host"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, a.QEMUBinary, "-accel", "kvm", "-cpu", "host", "-machine", machine,
+		"-nodefaults", "-display", "none", "-m", "256",
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OptValue(code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+OptValue(vars),
+		"-serial", "stdio")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr := newTailBuffer(4 << 10)
+	cmd.Stderr = stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return false, err.Error()
+	}
+	if err := cmd.Start(); err != nil {
+		return false, err.Error()
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	found := make(chan bool, 1)
+	go func() {
+		var seen []byte
+		buf := make([]byte, 4096)
+		for {
+			n, err := stdout.Read(buf)
+			seen = append(seen, buf[:n]...)
+			if strings.Contains(string(seen), "BdsDxe") {
+				found <- true
+				return
+			}
+			if len(seen) > 64<<10 {
+				seen = seen[len(seen)-1024:]
+			}
+			if err != nil {
+				found <- false
+				return
+			}
+		}
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case ok := <-found:
+			if ok {
+				return true, "KVM ran a probe guest and the UEFI firmware"
+			}
+			return false, "the UEFI firmware under KVM stopped: " + firstLine(stderr.String())
+		case <-tick.C:
+			if strings.Contains(stderr.String(), "KVM internal error") {
+				return false, "the UEFI firmware failed under KVM (" + firstLine(stderr.String()) + ")"
+			}
+		case <-ctx.Done():
+			return false, "the UEFI firmware made no progress under KVM in 15 s"
+		}
+	}
+}
+
+func firstLine(s string) string {
+	first, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return first
 }
 
 // ResolveAccel turns "auto" into kvm or tcg, with the reason for the choice.

@@ -61,6 +61,16 @@ type Config struct {
 	// Console receives the guest's serial console.
 	Console   io.Writer
 	ExtraArgs []string
+
+	// Overlay is where the qcow2 overlay over Image is created; "" = Dir/overlay.qcow2.
+	Overlay string
+	// Vars is the firmware variables file copied for this VM; "" = the architecture's
+	// template.
+	Vars string
+	// Incoming is a saved state (see Instance.Save) to load instead of booting: QEMU starts
+	// paused with -incoming and AwaitIncoming resumes it. Image must then be the disk saved
+	// with the state, and the device set must be the one the state was saved with.
+	Incoming string
 }
 
 // Instance is a running VM.
@@ -102,14 +112,14 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 		a = append(a, "-accel", "tcg,thread=multi", "-cpu", cpu)
 	}
 	a = append(a,
-		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+code,
-		"-drive", "if=pflash,format=raw,unit=1,file="+vars,
+		"-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+OptValue(code),
+		"-drive", "if=pflash,format=raw,unit=1,file="+OptValue(vars),
 		// The overlay is thrown away with the VM, so host flushes buy nothing.
-		"-drive", "if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap,file="+overlay,
+		"-drive", "if=none,id=disk0,format=qcow2,cache=unsafe,discard=unmap,file="+OptValue(overlay),
 		"-device", c.Arch.DiskDevice+",drive=disk0,bootindex=0",
 	)
 	for _, d := range c.Drives {
-		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", d.ID, d.Format, d.Path)
+		opt := fmt.Sprintf("if=none,id=%s,format=%s,file=%s", d.ID, d.Format, OptValue(d.Path))
 		if d.ReadOnly {
 			opt += ",readonly=on"
 		}
@@ -131,11 +141,21 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 	a = append(a,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
-		"-qmp", "unix:"+qmpSock+",server=on,wait=off",
+		"-qmp", "unix:"+OptValue(qmpSock)+",server=on,wait=off",
 		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
 	)
+	if c.Incoming != "" {
+		// -S: stay paused after loading, so the caller can check the state before it runs.
+		a = append(a, "-S", "-incoming", "exec:cat "+ShellQuote(c.Incoming))
+	}
 	return append(a, c.ExtraArgs...), nil
 }
+
+// OptValue escapes a value for a QEMU option string (key=value,...): a comma is doubled.
+func OptValue(v string) string { return strings.ReplaceAll(v, ",", ",,") }
+
+// ShellQuote quotes s for /bin/sh (QEMU runs exec: migration URIs through it).
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // Start creates the overlay and firmware vars, starts QEMU and connects QMP. The process gets
 // SIGKILL when the test process dies, whatever the cause.
@@ -147,12 +167,18 @@ func Start(ctx context.Context, c Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	overlay := filepath.Join(c.Dir, "overlay.qcow2")
+	if c.Vars != "" {
+		varsTemplate = c.Vars
+	}
+	overlay := c.Overlay
+	if overlay == "" {
+		overlay = filepath.Join(c.Dir, "overlay.qcow2")
+	}
 	if err := CreateOverlay(ctx, c.Image, overlay); err != nil {
 		return nil, err
 	}
 	vars := filepath.Join(c.Dir, "efivars.fd")
-	if err := copyFile(varsTemplate, vars); err != nil {
+	if err := CopyFile(varsTemplate, vars); err != nil {
 		return nil, err
 	}
 	var lastErr error
@@ -274,6 +300,15 @@ func (i *Instance) ExitError() error {
 	return errors.New(msg)
 }
 
+// Fault is a failure QEMU reported without exiting (it then keeps the guest paused for ever):
+// "KVM internal error" on its stderr. nil if none.
+func (i *Instance) Fault() error {
+	if s := i.stderr.String(); strings.Contains(s, "KVM internal error") {
+		return fmt.Errorf("QEMU stopped the guest: %s (use VMTEST_ACCEL=tcg)", firstLine(s[strings.Index(s, "KVM internal error"):]))
+	}
+	return nil
+}
+
 // Pid is QEMU's process ID.
 func (i *Instance) Pid() int { return i.cmd.Process.Pid }
 
@@ -340,7 +375,8 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func copyFile(src, dst string) error {
+// CopyFile copies src to a new private (0600) file dst.
+func CopyFile(src, dst string) error {
 	in, err := os.Open(src)
 	if err != nil {
 		return err

@@ -92,3 +92,29 @@ func TestInspect(t *testing.T) {
 		assert.Equal(t, q, oi.BackingFile)
 	}
 }
+
+func TestArgvEscapesAndIncoming(t *testing.T) {
+	a, err := arch.Lookup("x86_64")
+	require.NoError(t, err)
+	if _, _, err := a.Firmware(); err != nil {
+		t.Skipf("needs x86_64 UEFI firmware: %v", err)
+	}
+	c := Config{Name: "t", Arch: a, MemoryMB: 1024, CPUs: 2, Accel: AccelTCG,
+		Drives:   []Drive{{ID: "cidata", Path: "/a,b/s.iso", Format: "raw", ReadOnly: true}},
+		Incoming: "/st ate/it's.state"}
+	args, err := c.Argv("/d,x/overlay.qcow2", "/d/vars.fd", "/d,x/qmp.sock", map[int]int{22: 2222})
+	require.NoError(t, err)
+	s := strings.Join(args, " ")
+	assert.Contains(t, s, "file=/d,,x/overlay.qcow2", "a comma in a path is doubled in QEMU options")
+	assert.Contains(t, s, "file=/a,,b/s.iso")
+	assert.Contains(t, s, "unix:/d,,x/qmp.sock,server=on")
+	assert.Equal(t, []string{"-S", "-incoming", `exec:cat '/st ate/it'\''s.state'`}, args[len(args)-3:], "a restore starts paused and loads the state through sh, quoted")
+}
+
+func TestShellQuoteRoundTrip(t *testing.T) {
+	for _, s := range []string{"plain", "with space", "it's", "$(reboot)", "a'b'c", ""} {
+		out, err := exec.Command("sh", "-c", "printf %s "+ShellQuote(s)).Output()
+		require.NoError(t, err)
+		assert.Equal(t, s, string(out))
+	}
+}

@@ -26,8 +26,9 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
-// TestBootRunCopyReboot boots the stand-in, runs commands, copies files both ways, reboots
-// (new boot ID), and checks the base image was not written.
+// TestBootRunCopyReboot starts the stand-in (restored from its saved state), runs commands,
+// copies files both ways, reboots for real (new boot ID, the restored disk survives), and
+// checks the base image was not written.
 func TestBootRunCopyReboot(t *testing.T) {
 	cfg, err := harness.ConfigFromEnv()
 	require.NoError(t, err)
@@ -194,7 +195,7 @@ func TestHelperHoldVM(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	_, _ = harness.Start(ctx, "helper", t.Logf, harness.WithSSHOnly())
+	_, _ = harness.Start(ctx, "helper", t.Logf, harness.WithSSHOnly(), harness.WithFreshBoot())
 	time.Sleep(10 * time.Minute)
 }
 

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
 // Suite is the Debian release the stand-in is built from.
@@ -45,19 +46,8 @@ type Options struct {
 }
 
 // CacheDir is where images and downloaded packages are kept: $VMTEST_CACHE, else
-// $XDG_CACHE_HOME/azl-vmtest, else ~/.cache/azl-vmtest.
-func CacheDir() string {
-	if d := os.Getenv("VMTEST_CACHE"); d != "" {
-		return d
-	}
-	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
-		return filepath.Join(d, "azl-vmtest")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".cache", "azl-vmtest")
-	}
-	return filepath.Join(os.TempDir(), "azl-vmtest-cache")
-}
+// $XDG_CACHE_HOME/azl-vmtest, else ~/.cache/azl-vmtest (see harness/cache).
+func CacheDir() string { return cache.Dir() }
 
 // Key is the cache key of the image for a: a hash of the recipe, the builder and the arch.
 func Key(a arch.Arch) string {

@@ -10,8 +10,9 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
 )
 
-// One VM for the package: every check here only reads.
-var vm = harness.NewShared()
+// One VM for the package: every check here only reads. It boots for real (no saved state):
+// this suite is about the boot itself (console at boot, cloud-init's first run, boot time).
+var vm = harness.NewShared(harness.WithFreshBoot())
 
 func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
 

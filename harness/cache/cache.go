@@ -1,0 +1,116 @@
+// Package cache says where azl-vmtest keeps what outlives a run (stand-in images, saved VM
+// states, built guest helpers) and gives the file locks that let concurrent runs share it.
+package cache
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Dir is $VMTEST_CACHE, else $XDG_CACHE_HOME/azl-vmtest, else ~/.cache/azl-vmtest.
+func Dir() string {
+	if d := os.Getenv("VMTEST_CACHE"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_CACHE_HOME"); d != "" {
+		return filepath.Join(d, "azl-vmtest")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".cache", "azl-vmtest")
+	}
+	return filepath.Join(os.TempDir(), "azl-vmtest-cache")
+}
+
+// Sub is a folder under Dir, created 0700 if missing.
+func Sub(name string) (string, error) {
+	d := filepath.Join(Dir(), name)
+	if err := os.MkdirAll(d, 0o700); err != nil {
+		return "", fmt.Errorf("cache folder %s: %w (set VMTEST_CACHE to a writable folder)", d, err)
+	}
+	return d, nil
+}
+
+// Lock is an exclusive flock on a file. The kernel drops it when the process dies, so a
+// killed run never leaves a lock behind.
+type Lock struct{ f *os.File }
+
+// TryLock takes the lock on path if it is free; ok is false if another holder has it.
+func TryLock(path string) (l *Lock, ok bool, err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if err == unix.EWOULDBLOCK {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return &Lock{f: f}, true, nil
+}
+
+// AcquireLock waits for the lock on path until ctx ends. waiting is called once if the lock is
+// held by someone else (to log that this run waits).
+func AcquireLock(ctx context.Context, path string, waiting func()) (*Lock, error) {
+	l, ok, err := TryLock(path)
+	if err != nil || ok {
+		return l, err
+	}
+	if waiting != nil {
+		waiting()
+	}
+	// A blocking flock cannot be cancelled: it runs on its own goroutine, which hands the
+	// lock back itself if nobody is waiting for it any more.
+	type result struct {
+		l   *Lock
+		err error
+	}
+	ch := make(chan result)
+	go func() {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err == nil {
+			if err = unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+				f.Close()
+			}
+		}
+		var r result
+		if err != nil {
+			r.err = fmt.Errorf("locking %s: %w", path, err)
+		} else {
+			r.l = &Lock{f: f}
+		}
+		select {
+		case ch <- r:
+		case <-ctx.Done():
+			r.l.Unlock()
+		}
+	}()
+	select {
+	case r := <-ch:
+		return r.l, r.err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for the lock %s: %w", path, ctx.Err())
+	}
+}
+
+// Unlock releases the lock. Safe on nil.
+func (l *Lock) Unlock() {
+	if l == nil || l.f == nil {
+		return
+	}
+	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
+	l.f.Close()
+	l.f = nil
+}
+
+// Touch sets path's modification time to now (marks a cache entry as used).
+func Touch(path string) {
+	now := time.Now()
+	_ = os.Chtimes(path, now, now)
+}

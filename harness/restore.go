@@ -1,0 +1,241 @@
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
+	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
+)
+
+// A restored machine starts from a saved state: a guest booted once to ready with the same
+// image, architecture, accelerator, CPU model, memory, CPUs, network mode, device set and seed
+// additions (savedstate.Inputs), paused and saved. Restored machines therefore share what that
+// boot created: the SSH host key and the test user's key, the machine-id, the boot_id, the
+// instance-id, the DHCP lease and whatever the kernel's RNG held at the save. The checks only
+// read what the image promises, which is the same in every such guest, and each restore gets a
+// new random seed (host entropy written to /dev/urandom), the host's clock (date -s) and its own
+// marker (/run/azl-vmtest/instance-id, InstanceID). Every restored VM writes to its own qcow2
+// overlay over the saved disk: restored VMs never share a writable file. A reboot of a restored
+// machine is a real reboot.
+
+// stateInputs is everything that shapes the state a machine with l's configuration would save.
+func (l launch) stateInputs() (savedstate.Inputs, error) {
+	cfg := l.cfg
+	img, err := savedstate.Identify(l.info.Path)
+	if err != nil {
+		return savedstate.Inputs{}, err
+	}
+	in := savedstate.Inputs{Image: img, Arch: cfg.Arch.Name, Accel: l.accel, MemoryMB: cfg.MemoryMB,
+		CPUs: cfg.CPUs, NetOpen: cfg.NetOpen, Devices: fmt.Sprintf("hotplug-ports=%d cidata", hotplugSlots)}
+	if l.accel != qemu.AccelKVM {
+		in.CPUModel = cfg.CPUModel
+		if in.CPUModel == "" {
+			in.CPUModel = cfg.Arch.TCGCPU
+		}
+	}
+	if bin, err := exec.LookPath(cfg.Arch.QEMUBinary); err == nil {
+		in.QEMU, _ = savedstate.Identify(bin)
+	}
+	if code, _, err := cfg.Arch.Firmware(); err == nil {
+		in.Firmware, _ = savedstate.Identify(code)
+	}
+	seed, err := json.Marshal(map[string]any{"write_files": cfg.WriteFiles, "bootcmd": cfg.BootCmd,
+		"runcmd": cfg.RunCmd, "extra": cfg.Extra, "network_config": cfg.NetworkConfig})
+	if err != nil {
+		return in, err
+	}
+	in.Seed = map[string]string{"user": cfg.User, "additions": string(seed)}
+	return in, nil
+}
+
+// restore starts a machine from the saved state for l's configuration, building the state
+// first (one real boot, under a lock shared by every process) if none is saved or the saved
+// one fails its checks.
+func (l launch) restore(ctx context.Context, name string, logf func(string, ...any)) (*Machine, error) {
+	in, err := l.stateInputs()
+	if err != nil {
+		return nil, err
+	}
+	key := in.Key()
+	root, err := savedstate.Root()
+	if err != nil {
+		return nil, err
+	}
+	st, err := savedstate.Open(root, key)
+	if err != nil {
+		lock, lerr := savedstate.Lock(ctx, root, key, func() {
+			logf("vm %s: waiting for another run that is saving the booted state %s", name, key)
+		})
+		if lerr != nil {
+			return nil, lerr
+		}
+		defer lock.Unlock()
+		st, err = savedstate.Open(root, key) // built while we waited?
+		if err != nil {
+			if !errors.Is(err, savedstate.ErrMissing) {
+				logf("vm %s: the saved state is unusable, rebuilding it: %v", name, err)
+				if rerr := savedstate.Remove(root, key); rerr != nil {
+					return nil, rerr
+				}
+			}
+			if st, err = l.saveState(ctx, root, key, in, logf); err != nil {
+				return nil, err
+			}
+		}
+		lock.Unlock()
+	}
+	m, err := l.restoreFrom(ctx, st, name, logf)
+	if err != nil && m == nil {
+		return nil, err
+	}
+	return m, err
+}
+
+// saveState boots a machine to ready, saves it and commits the state under key.
+func (l launch) saveState(ctx context.Context, root, key string, in savedstate.Inputs, logf func(string, ...any)) (*savedstate.State, error) {
+	stage, err := savedstate.NewStaging(root, key, in)
+	if err != nil {
+		return nil, err
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			stage.Discard()
+		}
+	}()
+	t0 := time.Now()
+	logf("vm state-%s: no saved booted state for this configuration: booting one to save (once; later VMs restore it)", key)
+	m, err := l.boot(ctx, "state-"+key, logf, stage.Path(savedstate.DiskFile))
+	if m != nil {
+		defer m.Close()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("booting the VM to save: %w", err)
+	}
+	if d := m.Dead(); d != nil {
+		return nil, fmt.Errorf("booting the VM to save: %w", d)
+	}
+	boot := time.Since(t0)
+	// No connection may be open in the saved guest: user-net does not carry host sockets
+	// across a restore.
+	m.dropClient()
+	t1 := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := m.inst.Save(sctx, stage.Path(savedstate.MemoryFile)); err != nil {
+		return nil, err
+	}
+	// The guest is paused: its firmware variables and overlay are final. Quit QEMU so the
+	// overlay is closed (flushed) before it is checksummed.
+	m.inst.Stop(30 * time.Second)
+	if err := qemu.CopyFile(filepath.Join(m.dir, "efivars.fd"), stage.Path(savedstate.VarsFile)); err != nil {
+		return nil, err
+	}
+	if err := qemu.CopyFile(filepath.Join(m.dir, "seed.iso"), stage.Path(savedstate.SeedFile)); err != nil {
+		return nil, err
+	}
+	meta := savedstate.Meta{UserKeyPEM: m.userKey.PrivatePEM, HostKeyPEM: m.hostKey.PrivatePEM,
+		UserData: string(m.userData), User: m.cfg.User, BootTime: boot}
+	meta.SaveTime = time.Since(t1)
+	st, err := stage.Commit(meta)
+	if err != nil {
+		return nil, err
+	}
+	committed = true
+	logf("vm state-%s: booted in %.1fs, saved in %.1fs (%s)", key, boot.Seconds(), time.Since(t1).Seconds(), st.Dir)
+	return st, nil
+}
+
+// restoreFrom starts a new QEMU that loads st on a fresh overlay, resumes it and reconnects.
+func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name string, logf func(string, ...any)) (*Machine, error) {
+	m, err := l.newMachine(name, logf)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok && m.inst == nil {
+			os.RemoveAll(m.dir)
+		}
+	}()
+	m.restoredFrom = st.Key
+	if m.userKey, err = cloudinit.ParseKeyPair(st.Meta.UserKeyPEM, m.cfg.User+"@azl-vmtest"); err != nil {
+		return nil, err
+	}
+	if m.hostKey, err = cloudinit.ParseKeyPair(st.Meta.HostKeyPEM, "azl-vmtest-host"); err != nil {
+		return nil, err
+	}
+	m.userData = []byte(st.Meta.UserData)
+	qc, err := l.qemuConfig(ctx, m, st.Path(savedstate.SeedFile))
+	if err != nil {
+		return nil, err
+	}
+	qc.Image = qemu.ImageInfo{Path: st.Path(savedstate.DiskFile), Format: "qcow2"}
+	qc.Vars = st.Path(savedstate.VarsFile)
+	qc.Incoming = st.Path(savedstate.MemoryFile)
+	if err := m.launch(ctx, qc); err != nil {
+		return nil, err
+	}
+	bctx, cancel := context.WithTimeout(ctx, m.cfg.BootTimeout)
+	defer cancel()
+	if err := m.inst.AwaitIncoming(bctx); err != nil {
+		return m, fmt.Errorf("restoring the saved state %s: %w", st.Dir, err)
+	}
+	if err := m.inst.Resume(bctx); err != nil {
+		return m, err
+	}
+	m.Stages.Restore = time.Since(m.started)
+	m.stage("saved state loaded, guest resumed", m.Stages.Restore)
+	if err := m.dialSSH(bctx); err != nil {
+		return m, err
+	}
+	m.Stages.SSH = time.Since(m.started)
+	if err := m.refresh(bctx); err != nil {
+		return m, err
+	}
+	m.Stages.Ready = time.Since(m.started)
+	if err := m.detectProfile(ctx); err != nil {
+		return m, err
+	}
+	m.stage("ready (restored from "+st.Key+")", m.Stages.Ready)
+	ok = true
+	return m, nil
+}
+
+// refresh re-establishes in a restored guest what the restore made stale or shared: the clock
+// (stepped to the host's), the kernel's entropy (fresh host bytes mixed in) and a marker that
+// tells this restore from every other.
+func (m *Machine) refresh(ctx context.Context) error {
+	seed := make([]byte, 64)
+	id := make([]byte, 16)
+	if _, err := rand.Read(seed); err != nil {
+		return err
+	}
+	if _, err := rand.Read(id); err != nil {
+		return err
+	}
+	m.instanceID = hex.EncodeToString(id)
+	now := time.Now()
+	// Hex text carries the same 512 bits into the pool as the raw bytes would.
+	cmd := fmt.Sprintf("sudo sh -c 'date -u -s @%d.%09d >/dev/null && echo %s > /dev/urandom && mkdir -p /run/azl-vmtest && echo %s > /run/azl-vmtest/instance-id'",
+		now.Unix(), now.Nanosecond(), hex.EncodeToString(seed), m.instanceID)
+	res, err := m.Run(ctx, cmd)
+	if err != nil {
+		return fmt.Errorf("refreshing the restored guest: %w", err)
+	}
+	if res.ExitCode != 0 {
+		return fmt.Errorf("refreshing the restored guest: exit %d: %s", res.ExitCode, strings.TrimSpace(string(res.Stderr)))
+	}
+	return nil
+}

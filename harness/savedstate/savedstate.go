@@ -1,0 +1,315 @@
+// Package savedstate keeps booted VMs on disk so that a test gets a ready guest in seconds:
+// the guest's memory and device state (QMP migrate), its disk at that instant (a qcow2 overlay
+// over the base image that restored VMs use as a read-only backing file), its firmware
+// variables and its cloud-init seed, with a manifest of checksums. A state is keyed by a hash
+// of everything that shaped it (Inputs), lives in the cache folder (0700) and is built once
+// under a lock however many runs ask for it at the same time.
+package savedstate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
+)
+
+// Format versions the layout; bump it when what a state holds changes.
+const Format = 1
+
+// Files in a state's folder.
+const (
+	MemoryFile = "memory.state" // QMP migrate stream
+	DiskFile   = "disk.qcow2"   // overlay over the base image at the instant of the save
+	VarsFile   = "efivars.fd"   // firmware variables
+	SeedFile   = "seed.iso"     // the cloud-init seed the guest booted with (still attached)
+	Manifest   = "manifest.json"
+)
+
+// Inputs is everything that decides what a saved state contains. Two requests with equal
+// Inputs can share one state; any difference makes another.
+type Inputs struct {
+	Image      FileID            `json:"image"`
+	Arch       string            `json:"arch"`
+	Accel      string            `json:"accel"`
+	CPUModel   string            `json:"cpu_model"`
+	MemoryMB   int               `json:"memory_mb"`
+	CPUs       int               `json:"cpus"`
+	NetOpen    bool              `json:"net_open"`
+	QEMU       FileID            `json:"qemu"`     // the emulator binary: states do not cross versions
+	Firmware   FileID            `json:"firmware"` // UEFI code
+	Devices    string            `json:"devices"`  // the device set besides disk and NIC (hot-plug ports, ...)
+	Seed       map[string]string `json:"seed"`     // the suite's seed additions, rendered
+	HarnessFmt int               `json:"format"`
+}
+
+// FileID identifies a file cheaply: path, size and modification time.
+type FileID struct {
+	Path  string `json:"path"`
+	Size  int64  `json:"size"`
+	MTime int64  `json:"mtime_ns"`
+}
+
+// Identify returns path's FileID.
+func Identify(path string) (FileID, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return FileID{}, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return FileID{}, err
+	}
+	return FileID{Path: abs, Size: st.Size(), MTime: st.ModTime().UnixNano()}, nil
+}
+
+// Key is the inputs' hash (16 hex digits).
+func (in Inputs) Key() string {
+	in.HarnessFmt = Format
+	b, _ := json.Marshal(in) // maps marshal sorted: stable
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:8])
+}
+
+// Meta is what a restore needs besides the files: the SSH keys the guest trusts and presents,
+// the user-data it booted with, and how long the boot and the save took.
+type Meta struct {
+	UserKeyPEM string        `json:"user_key_pem"`
+	HostKeyPEM string        `json:"host_key_pem"`
+	UserData   string        `json:"user_data"`
+	User       string        `json:"user"`
+	BootTime   time.Duration `json:"boot_ns"`
+	SaveTime   time.Duration `json:"save_ns"`
+}
+
+type manifest struct {
+	Key     string           `json:"key"`
+	Inputs  Inputs           `json:"inputs"`
+	Meta    Meta             `json:"meta"`
+	Files   map[string]entry `json:"files"`
+	Created time.Time        `json:"created"`
+}
+
+type entry struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// State is a saved state on disk, checked whole.
+type State struct {
+	Key  string
+	Dir  string
+	Meta Meta
+}
+
+// Path is the path of one of the state's files.
+func (s *State) Path(name string) string { return filepath.Join(s.Dir, name) }
+
+// Root is the folder that holds every saved state.
+func Root() (string, error) { return cache.Sub("states") }
+
+// ErrMissing means no state is saved for the key.
+var ErrMissing = errors.New("no saved state")
+
+// verified remembers states this process has checksummed (folder -> the files' sizes and
+// modification times), so a package that restores many VMs pays for the check once; a file
+// written since is checksummed again.
+var (
+	verifiedMu sync.Mutex
+	verified   = map[string]string{}
+)
+
+// Open returns the state saved for key after checking it: every file present with the size
+// and SHA-256 the manifest records (hashes once per process). A state that fails the check
+// is an error naming what is wrong (not ErrMissing): the caller removes and rebuilds it.
+func Open(root, key string) (*State, error) {
+	dir := filepath.Join(root, key)
+	b, err := os.ReadFile(filepath.Join(dir, Manifest))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, ErrMissing
+	}
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("saved state %s: manifest: %w", dir, err)
+	}
+	if m.Key != key || m.Inputs.HarnessFmt != Format {
+		return nil, fmt.Errorf("saved state %s: manifest is for key %s format %d, want %s format %d", dir, m.Key, m.Inputs.HarnessFmt, key, Format)
+	}
+	var stamp strings.Builder
+	for _, name := range []string{Manifest, MemoryFile, DiskFile, VarsFile, SeedFile} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("saved state %s: %w", dir, err)
+		}
+		fmt.Fprintf(&stamp, "%s %d %d\n", name, st.Size(), st.ModTime().UnixNano())
+		if name == Manifest {
+			continue
+		}
+		e, ok := m.Files[name]
+		if !ok {
+			return nil, fmt.Errorf("saved state %s: manifest lists no %s", dir, name)
+		}
+		if st.Size() != e.Size {
+			return nil, fmt.Errorf("saved state %s: %s is %d bytes, the manifest says %d (truncated or replaced)", dir, name, st.Size(), e.Size)
+		}
+	}
+	verifiedMu.Lock()
+	done := verified[dir] == stamp.String()
+	verifiedMu.Unlock()
+	if !done {
+		if err := verifyHashes(dir, m.Files); err != nil {
+			return nil, err
+		}
+		verifiedMu.Lock()
+		verified[dir] = stamp.String()
+		verifiedMu.Unlock()
+	}
+	return &State{Key: key, Dir: dir, Meta: m.Meta}, nil
+}
+
+// verifyHashes checks the files' SHA-256 in parallel.
+func verifyHashes(dir string, files map[string]entry) error {
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sum, _, err := hashFile(filepath.Join(dir, n))
+			if err == nil && sum != files[n].SHA256 {
+				err = fmt.Errorf("saved state %s: %s has SHA-256 %s, the manifest says %s (corrupt)", dir, n, sum[:12], files[n].SHA256[:12])
+			}
+			errs[i] = err
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func hashFile(path string) (string, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return "", 0, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
+}
+
+// Remove deletes the state saved for key (a corrupt one), leaving VMs that still use its files
+// running: their open files stay readable.
+func Remove(root, key string) error {
+	dir := filepath.Join(root, key)
+	trash := fmt.Sprintf("%s.removed-%d", dir, time.Now().UnixNano())
+	if err := os.Rename(dir, trash); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(trash)
+}
+
+// Lock serialises building the state for key across processes.
+func Lock(ctx context.Context, root, key string, waiting func()) (*cache.Lock, error) {
+	return cache.AcquireLock(ctx, filepath.Join(root, key+".lock"), waiting)
+}
+
+// Staging is a state being built: the VM writes its overlay here, the save adds the rest, and
+// Commit makes it visible under its key in one rename.
+type Staging struct {
+	Dir  string
+	root string
+	key  string
+	in   Inputs
+}
+
+// NewStaging makes an empty folder for building the state of key.
+func NewStaging(root, key string, in Inputs) (*Staging, error) {
+	dir, err := os.MkdirTemp(root, key+".build-")
+	if err != nil {
+		return nil, err
+	}
+	return &Staging{Dir: dir, root: root, key: key, in: in}, nil
+}
+
+// Path is the path of one of the state's files in the staging folder.
+func (s *Staging) Path(name string) string { return filepath.Join(s.Dir, name) }
+
+// Commit checksums the files, writes the manifest and renames the folder to its key (the
+// caller holds the key's lock). Stale states of the same image (older size or mtime) are
+// removed on the way.
+func (s *Staging) Commit(meta Meta) (*State, error) {
+	m := manifest{Key: s.key, Inputs: s.in, Meta: meta, Files: map[string]entry{}, Created: time.Now()}
+	m.Inputs.HarnessFmt = Format
+	for _, name := range []string{MemoryFile, DiskFile, VarsFile, SeedFile} {
+		sum, n, err := hashFile(s.Path(name))
+		if err != nil {
+			return nil, fmt.Errorf("saving state: %w", err)
+		}
+		m.Files[name] = entry{Size: n, SHA256: sum}
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(s.Path(Manifest), b, 0o600); err != nil {
+		return nil, err
+	}
+	final := filepath.Join(s.root, s.key)
+	_ = Remove(s.root, s.key)
+	if err := os.Rename(s.Dir, final); err != nil {
+		return nil, err
+	}
+	pruneStale(s.root, s.in.Image)
+	return Open(s.root, s.key)
+}
+
+// Discard removes a staging folder that will not be committed.
+func (s *Staging) Discard() { os.RemoveAll(s.Dir) }
+
+// pruneStale removes committed states made from an older version of image (same path, other
+// size or mtime) and staging folders whose builder died (no lock held on their key).
+func pruneStale(root string, image FileID) {
+	ents, _ := os.ReadDir(root)
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		if key, _, ok := strings.Cut(e.Name(), ".build-"); ok {
+			if l, free, _ := cache.TryLock(filepath.Join(root, key+".lock")); free {
+				os.RemoveAll(dir)
+				l.Unlock()
+			}
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, Manifest))
+		if err != nil {
+			continue
+		}
+		var m manifest
+		if json.Unmarshal(b, &m) == nil && m.Inputs.Image.Path == image.Path && m.Inputs.Image != image {
+			_ = Remove(root, e.Name())
+		}
+	}
+}

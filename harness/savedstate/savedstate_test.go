@@ -1,0 +1,117 @@
+package savedstate
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func inputs() Inputs {
+	return Inputs{Image: FileID{Path: "/img.qcow2", Size: 1, MTime: 2}, Arch: "x86_64", Accel: "tcg",
+		CPUModel: "max", MemoryMB: 2048, CPUs: 2, Seed: map[string]string{"user": "u"}}
+}
+
+func TestKeyChangesWithEveryInput(t *testing.T) {
+	base := inputs()
+	assert.Len(t, base.Key(), 16)
+	assert.Equal(t, base.Key(), inputs().Key(), "equal inputs share a state")
+	for name, change := range map[string]func(*Inputs){
+		"memory":    func(i *Inputs) { i.MemoryMB = 1536 },
+		"cpus":      func(i *Inputs) { i.CPUs = 1 },
+		"arch":      func(i *Inputs) { i.Arch = "aarch64" },
+		"accel":     func(i *Inputs) { i.Accel = "kvm" },
+		"cpu model": func(i *Inputs) { i.CPUModel = "Nehalem" },
+		"net":       func(i *Inputs) { i.NetOpen = true },
+		"image":     func(i *Inputs) { i.Image.MTime = 3 },
+		"qemu":      func(i *Inputs) { i.QEMU.Size = 9 },
+		"firmware":  func(i *Inputs) { i.Firmware.Path = "/fw" },
+		"devices":   func(i *Inputs) { i.Devices = "x" },
+		"seed":      func(i *Inputs) { i.Seed = map[string]string{"user": "v"} },
+	} {
+		in := inputs()
+		change(&in)
+		assert.NotEqual(t, base.Key(), in.Key(), "changing the %s must make another state", name)
+	}
+}
+
+// commit makes a state with small files and returns its root and key.
+func commit(t *testing.T) (string, string) {
+	root := t.TempDir()
+	in := inputs()
+	key := in.Key()
+	s, err := NewStaging(root, key, in)
+	require.NoError(t, err)
+	for _, n := range []string{MemoryFile, DiskFile, VarsFile, SeedFile} {
+		require.NoError(t, os.WriteFile(s.Path(n), []byte("content of "+n), 0o600))
+	}
+	st, err := s.Commit(Meta{User: "u"})
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(root, key), st.Dir)
+	return root, key
+}
+
+func TestOpenMissing(t *testing.T) {
+	_, err := Open(t.TempDir(), "0123456789abcdef")
+	assert.ErrorIs(t, err, ErrMissing)
+}
+
+func TestOpenCommitted(t *testing.T) {
+	root, key := commit(t)
+	st, err := Open(root, key)
+	require.NoError(t, err)
+	assert.Equal(t, "u", st.Meta.User)
+	entries, _ := os.ReadDir(root)
+	for _, e := range entries {
+		assert.NotContains(t, e.Name(), ".build-", "no staging folder is left")
+	}
+}
+
+func TestTruncatedStateIsRefused(t *testing.T) {
+	root, key := commit(t)
+	_, err := Open(root, key)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(filepath.Join(root, key, MemoryFile), 3))
+	_, err = Open(root, key)
+	require.Error(t, err)
+	assert.NotErrorIs(t, err, ErrMissing)
+	assert.Contains(t, err.Error(), "memory.state is 3 bytes")
+}
+
+func TestCorruptStateIsRefusedEvenAfterAnEarlierCheck(t *testing.T) {
+	root, key := commit(t)
+	_, err := Open(root, key) // checked once: remembered for this process
+	require.NoError(t, err)
+	p := filepath.Join(root, key, DiskFile)
+	b, _ := os.ReadFile(p)
+	b[0] ^= 0xff // same size, other content
+	require.NoError(t, os.WriteFile(p, b, 0o600))
+	_, err = Open(root, key)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "disk.qcow2 has SHA-256")
+	assert.Contains(t, err.Error(), "(corrupt)")
+}
+
+func TestRemoveThenMissing(t *testing.T) {
+	root, key := commit(t)
+	require.NoError(t, Remove(root, key))
+	_, err := Open(root, key)
+	assert.ErrorIs(t, err, ErrMissing)
+}
+
+func TestCommitPrunesStatesOfAnOlderImage(t *testing.T) {
+	root, oldKey := commit(t)
+	in := inputs()
+	in.Image.MTime = 99 // the image was rebuilt
+	s, err := NewStaging(root, in.Key(), in)
+	require.NoError(t, err)
+	for _, n := range []string{MemoryFile, DiskFile, VarsFile, SeedFile} {
+		require.NoError(t, os.WriteFile(s.Path(n), []byte(n), 0o600))
+	}
+	_, err = s.Commit(Meta{})
+	require.NoError(t, err)
+	_, err = Open(root, oldKey)
+	assert.ErrorIs(t, err, ErrMissing, "the state of the older image is removed")
+}
