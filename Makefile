@@ -34,25 +34,21 @@ unit:
 
 # Harness self-tests: they boot the stand-in and prove failures are detected.
 selftest: image
-	@mkdir -p $(ARTIFACTS)
-	$(GOTESTSUM) --junitfile $(ARTIFACTS)/junit-selftest.xml --format testname -- \
-		-count=1 -timeout $(SELFTEST_TIMEOUT) ./harness/selftest/
+	GOTESTSUM=$(GOTESTSUM) SUITES_TIMEOUT=$(SELFTEST_TIMEOUT) scripts/vmtests.sh selftest
 
-# Every suite against the image (VMTEST_IMAGE, default the host architecture's stand-in).
+# Every suite on every architecture in ARCHES (VMTEST_IMAGE overrides the stand-in).
 suites: image
-	@mkdir -p $(ARTIFACTS)
-	$(GOTESTSUM) --junitfile $(ARTIFACTS)/junit.xml --format testname -- \
-		-count=1 -timeout $(SUITES_TIMEOUT) ./suites/...
+	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/vmtests.sh suites
 
-# make test's VM tests: self-tests and suites in one run, so packages share the CPUs.
+# make test's VM tests: self-tests and every suite on every architecture, all at once (the
+# harness bounds the VMs on the host), with the count of VMs booted and restored at the end.
 vmtests: image
-	@mkdir -p $(ARTIFACTS)
-	$(GOTESTSUM) --junitfile $(ARTIFACTS)/junit.xml --format testname -- \
-		-count=1 -timeout $(SUITES_TIMEOUT) ./harness/selftest/ ./suites/...
+	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/vmtests.sh selftest suites
 
-# Boot stages, readiness gap and per-command round trip, for comparing changes.
+# One table (and _artifacts/bench.json) per architecture: boot stages, readiness gap, SSH costs,
+# save and restore times, and the last make test's wall time and VM counts.
 bench: image
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./harness/selftest/
+	VMTEST_BENCH=1 $(GO) test -count=1 -run '^TestBenchReport$$' -v -timeout 40m ./harness/selftest/
 
 clean:
 	rm -rf $(ARTIFACTS)

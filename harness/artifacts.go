@@ -45,13 +45,12 @@ Host azl-vmtest
 	if m.sshClient() != nil && m.Dead() == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
-		for name, cmd := range map[string]string{
-			"journal.txt":    "sudo journalctl -b --no-pager -o short-monotonic",
-			"cloud-init.log": "sudo cat /var/log/cloud-init.log",
-			"dmesg.txt":      "sudo dmesg",
-		} {
-			if res, err := m.Run(ctx, cmd); err == nil {
-				write(name, string(res.Stdout), 0o644)
+		names := []string{"journal.txt", "cloud-init.log", "dmesg.txt"}
+		res, err := m.RunAll(ctx, "sudo journalctl -b --no-pager -o short-monotonic",
+			"sudo cat /var/log/cloud-init.log", "sudo dmesg")
+		if err == nil {
+			for i, r := range res {
+				write(names[i], string(r.Stdout), 0o644)
 			}
 		}
 	}
@@ -61,4 +60,20 @@ Host azl-vmtest
 // artifactDir is where a test's artifacts go.
 func (m *Machine) artifactDir(testName string) string {
 	return filepath.Join(m.cfg.Artifacts, sanitize(strings.ReplaceAll(testName, "/", "__")))
+}
+
+// recordStart appends how a machine was started (boot, restore, or save: a boot to build a
+// saved state) to $VMTEST_ARTIFACTS/vm-starts.tsv, so a whole run can count its real boots and
+// restores across test processes (scripts/vmtests.sh prints the count).
+func recordStart(cfg Config, kind, name string, d time.Duration) {
+	if err := os.MkdirAll(cfg.Artifacts, 0o755); err != nil {
+		return
+	}
+	f, err := os.OpenFile(filepath.Join(cfg.Artifacts, "vm-starts.tsv"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	// One write per line: O_APPEND keeps concurrent processes' lines whole.
+	_, _ = fmt.Fprintf(f, "%s\t%s\t%s\t%.1f\n", kind, cfg.Arch.Name, name, d.Seconds())
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
 	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"github.com/azl-vmtest/azl-vmtest/harness/qmp"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 )
 
@@ -51,6 +52,7 @@ type Machine struct {
 	dmesgSeen int
 	closed    bool
 
+	slot         *slots.Grant
 	restoredFrom string // saved state key, "" for a booted machine
 	instanceID   string // a restored machine's marker
 }
@@ -163,6 +165,11 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 	if err := m.detectProfile(ctx); err != nil {
 		return m, err
 	}
+	kind := "boot"
+	if overlay != "" {
+		kind = "save"
+	}
+	recordStart(cfg, kind, name, m.Stages.Ready)
 	ok = true
 	return m, nil
 }
@@ -215,13 +222,19 @@ func (l launch) qemuConfig(ctx context.Context, m *Machine, seedPath string) (qe
 	}, nil
 }
 
-// launch starts QEMU for m and registers it for signal handling.
+// launch takes a VM slot on the host (see harness/slots), starts QEMU for m and registers it
+// for signal handling.
 func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
-	m.started = time.Now()
 	var err error
+	if m.slot, err = slots.Acquire(ctx, qc.MemoryMB, func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) }); err != nil {
+		m.console.Close()
+		return err
+	}
+	m.started = time.Now()
 	m.inst, err = qemu.Start(ctx, qc)
 	if err != nil {
 		m.console.Close()
+		m.slot.Release()
 		return err
 	}
 	m.Stages.QEMU = time.Since(m.started)
@@ -276,6 +289,7 @@ func (m *Machine) Close() {
 	if m.inst != nil {
 		m.inst.Stop(5 * time.Second)
 	}
+	m.slot.Release()
 	if m.console != nil {
 		m.console.Close()
 	}
@@ -397,6 +411,28 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 		}
 		if d := m.Dead(); d != nil {
 			return res, fmt.Errorf("%q: guest died: %w", cmd, d)
+		}
+	}
+	return res, err
+}
+
+// RunAll runs read-only probes in one SSH session: one round trip for all of them, each
+// probe's stdout, stderr and exit code kept apart (see ssh.Client.RunAll). The error is for an
+// unknown outcome of the whole batch.
+func (m *Machine) RunAll(ctx context.Context, cmds ...string) ([]ssh.Result, error) {
+	if d := m.Dead(); d != nil {
+		return nil, fmt.Errorf("probe batch: guest is down: %w", d)
+	}
+	c := m.sshClient()
+	if c == nil {
+		return nil, errors.New("probe batch: not connected to the guest")
+	}
+	gctx, cancel := m.guard(ctx)
+	defer cancel()
+	res, err := c.RunAll(gctx, GuestPATH, cmds)
+	if err != nil {
+		if d := m.Dead(); d != nil {
+			return nil, fmt.Errorf("probe batch: guest died: %w", d)
 		}
 	}
 	return res, err
@@ -562,6 +598,16 @@ func (m *Machine) CopyFrom(ctx context.Context, remote, local string) error {
 		return fmt.Errorf("copying guest:%s to %s: %w", remote, local, err)
 	}
 	return nil
+}
+
+// SessionSetupTime measures opening and closing one SSH session on the kept connection without
+// running a command (see ssh.Client.SessionSetupTime).
+func (m *Machine) SessionSetupTime(ctx context.Context) (time.Duration, error) {
+	c := m.sshClient()
+	if c == nil {
+		return 0, errors.New("not connected to the guest")
+	}
+	return c.SessionSetupTime(ctx)
 }
 
 // HandshakeTime measures one fresh SSH connection (TCP, handshake, key authentication) to the

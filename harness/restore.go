@@ -16,6 +16,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
 	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
 
 // A restored machine starts from a saved state: a guest booted once to ready with the same
@@ -74,9 +75,12 @@ func (l launch) restore(ctx context.Context, name string, logf func(string, ...a
 	}
 	st, err := savedstate.Open(root, key)
 	if err != nil {
+		unblock := func() {}
 		lock, lerr := savedstate.Lock(ctx, root, key, func() {
 			logf("vm %s: waiting for another run that is saving the booted state %s", name, key)
+			unblock = slots.Blocked()
 		})
+		unblock()
 		if lerr != nil {
 			return nil, lerr
 		}
@@ -209,6 +213,7 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 		return m, err
 	}
 	m.stage("ready (restored from "+st.Key+")", m.Stages.Ready)
+	recordStart(m.cfg, "restore", name, m.Stages.Ready)
 	ok = true
 	return m, nil
 }

@@ -1,45 +1,143 @@
 package selftest
 
 import (
-	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
+	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
-// BenchmarkBoot boots the image and reports its stages (seconds from QEMU start), the readiness
-// gap (sshd active in the guest -> first SSH login), a fresh SSH handshake and the per-command
-// round trip on the kept connection. Run with `make bench` (-benchtime 1x).
-func BenchmarkBoot(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		ctx := context.Background()
-		m, err := harness.Start(ctx, "bench", b.Logf)
-		if err != nil {
-			b.Fatal(err)
+// TestBenchReport measures the harness (make bench): per architecture, a real boot's stages
+// and readiness gap, a fresh handshake, a command's round trip (and how much of it is the
+// session's channel), a probe's cost in a RunAll batch, the saved state's boot and save times
+// and the restore time (median of 3); with the last make test's wall time and VM counts
+// (_artifacts/vmtests.json). It prints one table and writes _artifacts/bench.json.
+func TestBenchReport(t *testing.T) {
+	if os.Getenv("VMTEST_BENCH") != "1" {
+		t.Skip("a benchmark: run it with make bench (sets VMTEST_BENCH=1)")
+	}
+	cfg, err := harness.ConfigFromEnv()
+	require.NoError(t, err)
+	report := map[string]any{"date": time.Now().UTC().Format(time.RFC3339)}
+	var rows [][2]string
+	add := func(name, unit string, v float64) {
+		report[name] = v
+		rows = append(rows, [2]string{name, fmt.Sprintf("%.2f %s", v, unit)})
+	}
+	for _, a := range arch.All() {
+		img := standin.ImagePath(standin.CacheDir(), a)
+		if os.Getenv("VMTEST_IMAGE") != "" {
+			if a.Name != cfg.Arch.Name {
+				continue
+			}
+			img = cfg.Image
 		}
-		s := m.Stages
-		b.ReportMetric(s.Firmware.Seconds(), "firmware_s")
-		b.ReportMetric(s.Kernel.Seconds(), "kernel_s")
-		b.ReportMetric(s.SSHDActive.Seconds(), "sshd_active_s")
-		b.ReportMetric(s.SSH.Seconds(), "first_ssh_s")
-		b.ReportMetric(s.ReadinessGap.Seconds(), "readiness_gap_s")
-		b.ReportMetric(s.CloudInit.Seconds(), "cloudinit_done_s")
-		b.ReportMetric(s.Ready.Seconds(), "ready_s")
-
-		const n = 20
-		start := time.Now()
-		for j := 0; j < n; j++ {
-			if _, err := m.Run(ctx, "true"); err != nil {
-				b.Fatal(err)
+		if _, err := os.Stat(img); err != nil {
+			t.Logf("%s: no image (%s): run make image", a.Name, img)
+			continue
+		}
+		opts := []harness.Option{harness.WithArch(a), harness.WithImage(img)}
+		p := a.Name + "."
+		func() {
+			m, err := harness.Start(t.Context(), "bench-boot-"+a.Name, t.Logf, append(opts, harness.WithFreshBoot())...)
+			require.NoError(t, err)
+			defer m.Close()
+			s := m.Stages
+			add(p+"boot.firmware_s", "s", s.Firmware.Seconds())
+			add(p+"boot.kernel_s", "s", s.Kernel.Seconds())
+			add(p+"boot.sshd_active_s", "s", s.SSHDActive.Seconds())
+			add(p+"boot.first_ssh_s", "s", s.SSH.Seconds())
+			add(p+"boot.cloud_init_done_s", "s", s.CloudInit.Seconds())
+			add(p+"boot.ready_s", "s", s.Ready.Seconds())
+			add(p+"boot.readiness_gap_s", "s", s.ReadinessGap.Seconds())
+			ctx := t.Context()
+			hs, err := m.HandshakeTime(ctx)
+			require.NoError(t, err)
+			add(p+"ssh.handshake_ms", "ms", ms(hs))
+			const n = 20
+			var runs, chans []time.Duration
+			for range n {
+				t0 := time.Now()
+				_, err := m.Run(ctx, "true")
+				require.NoError(t, err)
+				runs = append(runs, time.Since(t0))
+				c, err := m.SessionSetupTime(ctx)
+				require.NoError(t, err)
+				chans = append(chans, c)
+			}
+			add(p+"ssh.round_trip_ms", "ms", ms(median(runs)))
+			add(p+"ssh.session_setup_ms", "ms", ms(median(chans)))
+			probes := make([]string, n)
+			for i := range probes {
+				probes[i] = "cat /proc/sys/kernel/osrelease"
+			}
+			t0 := time.Now()
+			res, err := m.RunAll(ctx, probes...)
+			require.NoError(t, err)
+			require.Len(t, res, n)
+			add(p+"ssh.runall_per_probe_ms", "ms", ms(time.Since(t0))/n)
+		}()
+		var restores []time.Duration
+		var key string
+		for i := range 3 {
+			m, err := harness.Start(t.Context(), fmt.Sprintf("bench-restore-%s-%d", a.Name, i), t.Logf, opts...)
+			require.NoError(t, err)
+			key, _ = m.Restored()
+			// The first may have had to build the state first: Stages count from the
+			// restoring QEMU's start either way.
+			restores = append(restores, m.Stages.Ready)
+			m.Close()
+		}
+		add(p+"restore.ready_s", "s", median(restores).Seconds())
+		root, err := savedstate.Root()
+		require.NoError(t, err)
+		st, err := savedstate.Open(root, key)
+		require.NoError(t, err)
+		add(p+"save.boot_s", "s", st.Meta.BootTime.Seconds())
+		add(p+"save.save_s", "s", st.Meta.SaveTime.Seconds())
+		if fi, err := os.Stat(st.Path(savedstate.MemoryFile)); err == nil {
+			add(p+"save.memory_state_mb", "MB", float64(fi.Size())/1e6)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(cfg.Artifacts, "vmtests.json")); err == nil {
+		var last map[string]any
+		if json.Unmarshal(b, &last) == nil {
+			for _, k := range slices.Sorted(maps.Keys(last)) {
+				if v, ok := last[k].(float64); ok {
+					add("make_test."+k, "", v)
+				}
 			}
 		}
-		b.ReportMetric(float64(time.Since(start).Milliseconds())/n, "cmd_roundtrip_ms")
-		hs, err := m.HandshakeTime(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(hs.Milliseconds()), "ssh_handshake_ms")
-		m.Close()
 	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "%-40s %s\n", "measure", "value")
+	for _, r := range rows {
+		fmt.Fprintf(&out, "%-40s %s\n", r[0], r[1])
+	}
+	fmt.Print(out.String())
+	b, err := json.MarshalIndent(report, "", "  ")
+	require.NoError(t, err)
+	require.NoError(t, os.MkdirAll(cfg.Artifacts, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(cfg.Artifacts, "bench.json"), b, 0o644))
+	t.Logf("wrote %s", filepath.Join(cfg.Artifacts, "bench.json"))
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
 }

@@ -217,3 +217,26 @@ func (c *Client) Raw() *gossh.Client { return c.c }
 
 // Close closes the connection.
 func (c *Client) Close() error { return c.c.Close() }
+
+// SessionSetupTime opens and closes one session without running anything: the channel's cost
+// alone, to set against Run's (which adds the exec request and the guest's fork of a shell).
+func (c *Client) SessionSetupTime(ctx context.Context) (time.Duration, error) {
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() {
+		s, err := c.c.NewSession()
+		if err == nil {
+			err = s.Close()
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return time.Since(start), err
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+}

@@ -1,0 +1,257 @@
+// Package slots bounds how many VMs run on this host at once, across every test process (go
+// test runs packages in parallel, whatever -p is): a VM takes one of VMTEST_MAX_VMS slots
+// (default: the host's CPU cores) and its memory must fit in the host's memory less a reserve.
+// Slots are flock'ed files in the cache folder, so a killed process frees its slots at once.
+//
+// A process that already holds a slot and waits for another (a test that needs two VMs beside
+// its package's shared one) could wait for ever on another such process. Every blocked process
+// says so in a flock'ed marker; when every slot holder is blocked, the waiting holder with the
+// lowest PID starts its VM over the budget, and says so, instead of deadlocking.
+package slots
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
+)
+
+// ReserveMB is host memory kept free for the host itself (test binaries, page cache).
+const ReserveMB = 2048
+
+// Budget is what the host can hold.
+type Budget struct {
+	VMs      int // VMs at once
+	MemoryMB int // guest memory at once
+}
+
+// HostBudget is VMTEST_MAX_VMS (default: CPU cores) VMs and MemTotal less ReserveMB.
+func HostBudget() (Budget, error) {
+	b := Budget{VMs: runtime.NumCPU(), MemoryMB: memTotalMB() - ReserveMB}
+	if v := os.Getenv("VMTEST_MAX_VMS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return b, fmt.Errorf("VMTEST_MAX_VMS=%q: want a positive integer (VMs at once on this host)", v)
+		}
+		b.VMs = n
+	}
+	if b.MemoryMB < 512 {
+		b.MemoryMB = 512
+	}
+	return b, nil
+}
+
+func memTotalMB() int {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 4096
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return kb / 1024
+		}
+	}
+	return 4096
+}
+
+// Grant is one VM's place on the host.
+type Grant struct {
+	lock *cache.Lock // nil when started over the budget
+}
+
+// Release frees the slot. Safe on nil and more than once.
+func (g *Grant) Release() {
+	if g == nil || g.lock == nil {
+		return
+	}
+	g.lock.Unlock()
+	g.lock = nil
+	mu.Lock()
+	held--
+	mu.Unlock()
+}
+
+var (
+	mu   sync.Mutex
+	held int // slots this process holds
+)
+
+// Acquire waits until a VM of memMB fits the host's budget and takes a slot for it. log is
+// told once that the caller waits, and why.
+func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, error) {
+	b, err := HostBudget()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := cache.Sub("slots")
+	if err != nil {
+		return nil, err
+	}
+	told := false
+	var marker *cache.Lock
+	defer func() { unmark(dir, marker) }()
+	for {
+		g, usedVMs, usedMB, err := try(dir, b, memMB)
+		if err != nil || g != nil {
+			return g, err
+		}
+		if !told {
+			log("waiting for a VM slot: %d of %d VMs and %d of %d MiB in use on this host (VMTEST_MAX_VMS)", usedVMs, b.VMs, usedMB, b.MemoryMB)
+			told = true
+		}
+		if marker == nil {
+			marker = mark(dir, "slot")
+		}
+		if overBudget(dir, b) {
+			log("every VM slot is held by a test process that waits for another: starting this VM over the budget rather than deadlocking")
+			return &Grant{}, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a VM slot (%d VMs, %d MiB in use): %w", usedVMs, usedMB, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// try takes a free slot if the memory fits, under the folder's mutex.
+func try(dir string, b Budget, memMB int) (g *Grant, usedVMs, usedMB int, err error) {
+	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer mutex.Unlock()
+	var free *cache.Lock
+	var freePath string
+	for i := 0; i < b.VMs; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("vm-%d", i))
+		l, ok, err := cache.TryLock(p)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if ok {
+			if free == nil {
+				free, freePath = l, p
+			} else {
+				l.Unlock()
+			}
+			continue
+		}
+		usedVMs++
+		_, mem := readSlot(p)
+		usedMB += mem
+	}
+	if free == nil || (usedMB+memMB > b.MemoryMB && usedVMs > 0) {
+		free.Unlock()
+		return nil, usedVMs, usedMB, nil
+	}
+	if err := os.WriteFile(freePath, []byte(fmt.Sprintf("%d %d\n", os.Getpid(), memMB)), 0o600); err != nil {
+		free.Unlock()
+		return nil, 0, 0, err
+	}
+	mu.Lock()
+	held++
+	mu.Unlock()
+	return &Grant{lock: free}, usedVMs, usedMB, nil
+}
+
+func readSlot(p string) (pid, memMB int) {
+	b, _ := os.ReadFile(p)
+	f := strings.Fields(string(b))
+	if len(f) == 2 {
+		pid, _ = strconv.Atoi(f[0])
+		memMB, _ = strconv.Atoi(f[1])
+	}
+	return pid, memMB
+}
+
+// Blocked marks this process as blocked on something other than a slot (e.g. another run
+// building a saved state) until the returned func is called, for the deadlock check.
+func Blocked() func() {
+	dir, err := cache.Sub("slots")
+	if err != nil {
+		return func() {}
+	}
+	l := mark(dir, "other")
+	return func() { unmark(dir, l) }
+}
+
+// mark writes a flock'ed waiting-<pid> marker saying what this process waits for. Only a
+// process that holds a slot can be part of a deadlock, so others leave no marker.
+func mark(dir, what string) *cache.Lock {
+	mu.Lock()
+	h := held
+	mu.Unlock()
+	if h == 0 {
+		return nil
+	}
+	p := filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid()))
+	l, ok, err := cache.TryLock(p)
+	if err != nil || !ok {
+		return nil
+	}
+	_ = os.WriteFile(p, []byte(what), 0o600)
+	return l
+}
+
+func unmark(dir string, l *cache.Lock) {
+	if l == nil {
+		return
+	}
+	os.Remove(filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid())))
+	l.Unlock()
+}
+
+// overBudget reports whether this process should start over the budget: every slot is held,
+// every holder is blocked, and of the holders waiting for a slot this one has the lowest PID.
+func overBudget(dir string, b Budget) bool {
+	holders := map[int]bool{}
+	for i := 0; i < b.VMs; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("vm-%d", i))
+		l, free, err := cache.TryLock(p)
+		if err != nil {
+			return false
+		}
+		if free {
+			l.Unlock()
+			continue
+		}
+		pid, _ := readSlot(p)
+		holders[pid] = true
+	}
+	var slotWaiters []int
+	for pid := range holders {
+		p := filepath.Join(dir, fmt.Sprintf("waiting-%d", pid))
+		if pid != os.Getpid() {
+			l, free, err := cache.TryLock(p)
+			if err != nil || free { // no live marker: that holder is not blocked
+				if l != nil {
+					l.Unlock()
+				}
+				return false
+			}
+		}
+		if what, _ := os.ReadFile(p); string(what) == "slot" {
+			slotWaiters = append(slotWaiters, pid)
+		}
+	}
+	if !holders[os.Getpid()] {
+		return false
+	}
+	sort.Ints(slotWaiters)
+	return len(slotWaiters) > 0 && slotWaiters[0] == os.Getpid()
+}
+
+func cacheSub() (string, error) { return cache.Sub("slots") }

@@ -1,0 +1,45 @@
+package ssh
+
+import (
+	"os/exec"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// The batch script runs here under the host's sh: the same POSIX shell code a guest runs.
+func TestBatchKeepsProbesApart(t *testing.T) {
+	cmds := []string{
+		"echo one; echo err-one >&2",
+		"exit 3",
+		"printf 'no newline'",
+		"echo 'line with azl-vmtest-tok 0 0 0 0 inside'; cat",          // stdin is closed
+		"exit 0; echo never",                                            // exit ends only this probe
+		"printf '%s' \"$(head -c 3000 /dev/zero | tr '\\0' x)\"; false", // big output, then failure
+	}
+	out, err := exec.Command("sh", "-c", BatchScript(`PATH="$PATH:/usr/sbin"; `, cmds, "azl-vmtest-tok")).Output()
+	require.NoError(t, err)
+	res, err := ParseBatch(out, "azl-vmtest-tok", len(cmds))
+	require.NoError(t, err)
+	require.Len(t, res, len(cmds))
+	assert.Equal(t, "one\n", string(res[0].Stdout))
+	assert.Equal(t, "err-one\n", string(res[0].Stderr))
+	assert.Equal(t, 0, res[0].ExitCode)
+	assert.Equal(t, 3, res[1].ExitCode)
+	assert.Equal(t, "no newline", string(res[2].Stdout))
+	assert.Equal(t, "line with azl-vmtest-tok 0 0 0 0 inside\n", string(res[3].Stdout))
+	assert.Equal(t, 0, res[4].ExitCode)
+	assert.Empty(t, res[4].Stdout)
+	assert.Len(t, res[5].Stdout, 3000)
+	assert.Equal(t, 1, res[5].ExitCode)
+}
+
+func TestParseBatchRefusesTruncatedOutput(t *testing.T) {
+	_, err := ParseBatch([]byte("tok 0 10 0 0\nshort"), "tok", 1)
+	assert.ErrorContains(t, err, "truncated")
+	_, err = ParseBatch([]byte("tok 0 0 0 0\n"), "tok", 2)
+	assert.ErrorContains(t, err, "ends before probe 1 of 2")
+	_, err = ParseBatch([]byte("other 0 0 0 0\n"), "tok", 1)
+	assert.ErrorContains(t, err, "expected a header")
+}

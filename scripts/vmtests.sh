@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the VM tests: the harness self-tests (on the host's architecture) and every suite on
+# every architecture in ARCHES, all at once: the harness itself bounds how many VMs run on the
+# host (harness/slots), so the runs fill the CPUs without overloading them. Each run writes
+# its own JUnit file whose test names carry the architecture; the last line counts them all,
+# with the VMs booted and restored.
+# Usage: scripts/vmtests.sh [selftest] [suites]   (default: both)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+arts=${VMTEST_ARTIFACTS:-$PWD/_artifacts}
+export VMTEST_ARTIFACTS=$arts
+timeout=${SUITES_TIMEOUT:-60m}
+gotestsum=${GOTESTSUM:-$(go env GOPATH)/bin/gotestsum}
+IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
+# A user's own image has one architecture.
+[[ -n ${VMTEST_IMAGE:-} ]] && arches=("${VMTEST_ARCH:-$(uname -m)}")
+what=("$@")
+((${#what[@]})) || what=(selftest suites)
+host=$(uname -m)
+
+mkdir -p "$arts"
+rm -f "$arts"/junit-*.xml "$arts/vm-starts.tsv"
+start=$(date +%s)
+names=() pids=()
+run() { # name arch package...
+  local name=$1 arch=$2
+  shift 2
+  (
+    VMTEST_ARCH=$arch "$gotestsum" --junitfile "$arts/junit-$name.xml" --format testname -- \
+      -count=1 -timeout "$timeout" "$@" 2>&1 | sed -u "s/^/[$name] /"
+    rc=${PIPESTATUS[0]}
+    # Test names say the architecture: "x86_64/github.com/.../suites/boot".
+    [[ -f $arts/junit-$name.xml ]] && sed -i -e "s|classname=\"|classname=\"$arch/|g" \
+      -e "s|<testsuite \([^>]*\)name=\"|<testsuite \1name=\"$arch/|g" "$arts/junit-$name.xml"
+    exit "$rc"
+  ) &
+  names+=("$name") pids+=($!)
+}
+for w in "${what[@]}"; do
+  case $w in
+  selftest) run "selftest-$host" "$host" ./harness/selftest/ ;;
+  suites) for a in "${arches[@]}"; do run "suites-$a" "$a" ./suites/...; done ;;
+  *) echo "vmtests: unknown part $w (use selftest, suites)" >&2; exit 2 ;;
+  esac
+done
+# Ctrl-C or a CI timeout stops every run (each stops its own VMs).
+trap 'kill -INT "${pids[@]}" 2>/dev/null; wait' INT TERM
+
+rc=0
+for i in "${!pids[@]}"; do
+  if ! wait "${pids[$i]}"; then
+    echo "vmtests: ${names[$i]} failed" >&2
+    rc=1
+  fi
+done
+wall=$(($(date +%s) - start))
+count() { cat "$arts"/junit-*.xml 2>/dev/null | grep -o "$1" | wc -l; }
+tests=$(count '<testcase ') failed=$(count '<failure') skipped=$(count '<skipped')
+boots=0 restores=0 saves=0
+if [[ -f $arts/vm-starts.tsv ]]; then
+  boots=$(awk -F'\t' '$1=="boot"' "$arts/vm-starts.tsv" | wc -l)
+  restores=$(awk -F'\t' '$1=="restore"' "$arts/vm-starts.tsv" | wc -l)
+  saves=$(awk -F'\t' '$1=="save"' "$arts/vm-starts.tsv" | wc -l)
+fi
+printf '{"wall_s": %d, "tests": %d, "failed": %d, "skipped": %d, "boots": %d, "restores": %d, "saved_states_built": %d}\n' \
+  "$wall" "$tests" "$failed" "$skipped" "$boots" "$restores" "$saves" >"$arts/vmtests.json"
+echo "vmtests: ${wall}s; VMs: $boots booted (of which $saves to save a state), $restores restored; JUnit: $arts/junit-*.xml"
+echo "vmtests: $((tests - failed - skipped)) passed, $failed failed, $skipped skipped"
+exit "$rc"
