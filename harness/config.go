@@ -53,14 +53,19 @@ type Config struct {
 	AllowConsole []string
 	// SkipReady skips the cloud-init and systemd stages (SSH only).
 	SkipReady bool
-	// Restore lets the machine start from a saved booted state (VMTEST_RESTORE, default on;
-	// WithFreshBoot turns it off for one machine).
+	// Restore lets machines start from saved booted states (VMTEST_RESTORE, default on).
 	Restore bool
+	// FreshBoot makes this machine boot from its firmware (WithFreshBoot).
+	FreshBoot bool
 }
 
 // restorable says whether a machine may be restored from a saved state instead of booted: a
 // guest saved at "ready" cannot stand in for one the test wants to see boot.
-func (c Config) restorable() bool { return c.Restore && !c.SkipReady }
+func (c Config) restorable() bool { return c.Restore && !c.FreshBoot && !c.SkipReady }
+
+// donatable says whether a machine that boots for real may save its state on the way, for the
+// machines of the same configuration that are restored.
+func (c Config) donatable() bool { return c.Restore && c.FreshBoot && !c.SkipReady }
 
 // Option adjusts a Config.
 type Option func(*Config)
@@ -148,7 +153,9 @@ func WithSSHOnly() Option { return func(c *Config) { c.SkipReady = true } }
 // WithFreshBoot makes the machine boot from its firmware even when a saved booted state could
 // stand in for it: for tests about the boot itself (console at boot, boot stages, cloud-init's
 // first run).
-func WithFreshBoot() Option { return func(c *Config) { c.Restore = false } }
+// If no state is saved for its configuration yet, the booted machine saves one on the way
+// (seconds), so that it is the only boot of that configuration in the run.
+func WithFreshBoot() Option { return func(c *Config) { c.FreshBoot = true } }
 
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {

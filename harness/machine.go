@@ -90,8 +90,11 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	}
 	logf("vm %s: %s image %s (%s), accelerator %s (%s), %d CPUs, %d MiB", name, cfg.Arch.Name, info.Path, info.Format, accel, why, cfg.CPUs, cfg.MemoryMB)
 	l := launch{cfg: cfg, info: info, accel: accel, prof: prof}
-	if cfg.restorable() {
+	switch {
+	case cfg.restorable():
 		return l.restore(ctx, name, logf)
+	case cfg.donatable():
+		return l.bootAndSave(ctx, name, logf)
 	}
 	return l.boot(ctx, name, logf, "")
 }
@@ -165,11 +168,7 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 	if err := m.detectProfile(ctx); err != nil {
 		return m, err
 	}
-	kind := "boot"
-	if overlay != "" {
-		kind = "save"
-	}
-	recordStart(cfg, kind, name, m.Stages.Ready)
+	recordStart(cfg, "boot", name, m.Stages.Ready)
 	ok = true
 	return m, nil
 }
@@ -300,8 +299,8 @@ func (m *Machine) Close() {
 // rather than booted.
 func (m *Machine) Restored() (key string, ok bool) { return m.restoredFrom, m.restoredFrom != "" }
 
-// InstanceID is a restored machine's own marker, also in the guest's
-// /run/azl-vmtest/instance-id ("" for a booted machine).
+// InstanceID is the machine's own marker, also in the guest's /run/azl-vmtest/instance-id, for
+// a machine restored from (or saved into) a saved state; "" for a plain boot.
 func (m *Machine) InstanceID() string { return m.instanceID }
 
 // Name is the machine's name (the test's).

@@ -41,8 +41,13 @@ func (b BootStages) String() string {
 
 var debugSSH = os.Getenv("VMTEST_DEBUG_SSH") != ""
 
-// SSHPollInterval is how often the harness tries the SSH handshake while the guest boots.
-const SSHPollInterval = 250 * time.Millisecond
+// SSHPollInterval is how often the harness starts another SSH attempt while the guest boots;
+// at most SSHMaxAttempts run at once, so one attempt stuck waiting for a banner (user-net
+// accepts on the host before the guest can answer) never delays noticing sshd.
+const (
+	SSHPollInterval = 100 * time.Millisecond
+	SSHMaxAttempts  = 4
+)
 
 var firmwareHandoff = regexp.MustCompile(`BdsDxe: starting|Booting .+`)
 
@@ -93,47 +98,82 @@ func (m *Machine) waitReady(ctx context.Context) error {
 	return nil
 }
 
-// dialSSH tries the handshake every SSHPollInterval until it works, the guest dies or ctx
-// ends. Each try waits briefly for the server's banner (see ssh.Config.BannerTimeout), so a
-// connection the guest cannot answer yet costs a retry, not a long stall.
+// dialSSH starts a handshake attempt every SSHPollInterval (at most SSHMaxAttempts at once)
+// until one works, the guest dies or ctx ends. Each attempt waits briefly for the server's
+// banner (see ssh.Config.BannerTimeout); overlapping them means a connection the guest cannot
+// answer yet costs nothing, and the first attempt after sshd listens wins.
 func (m *Machine) dialSSH(ctx context.Context) error {
+	gctx, cancel := m.guard(ctx)
+	defer cancel()
+	type result struct {
+		c   *ssh.Client
+		err error
+	}
+	results := make(chan result)
+	inflight := 0
+	attempt := func() {
+		inflight++
+		go func() {
+			cfg := m.sshCfg
+			cfg.BannerTimeout = 2 * time.Second
+			cfg.HandshakeTimeout = 30 * time.Second
+			c, err := ssh.Dial(gctx, cfg)
+			results <- result{c, err}
+		}()
+	}
+	// Attempts still running when one has won are closed as they end.
+	defer func() {
+		go func(n int) {
+			for ; n > 0; n-- {
+				if r := <-results; r.c != nil {
+					r.c.Close()
+				}
+			}
+		}(inflight)
+	}()
+	tick := time.NewTicker(SSHPollInterval)
+	defer tick.Stop()
+	attempt()
 	var lastErr error
 	var mismatchSince time.Time
 	for {
-		gctx, cancel := m.guard(ctx)
-		cfg := m.sshCfg
-		cfg.BannerTimeout = 2 * time.Second
-		cfg.HandshakeTimeout = 30 * time.Second
-		c, err := ssh.Dial(gctx, cfg)
-		cancel()
-		if err == nil {
-			m.mu.Lock()
-			m.client = c
-			m.mu.Unlock()
-			return nil
-		}
-		lastErr = err
-		if debugSSH {
-			stderrLog("vm %s: +%.2fs SSH attempt: %v", m.name, time.Since(m.started).Seconds(), err)
-		}
-		if ssh.IsHostKeyMismatch(err) {
-			// A guest may briefly run sshd with a generated key before cloud-init installs
-			// ours; a mismatch that persists means the seed was not applied.
-			if mismatchSince.IsZero() {
-				mismatchSince = time.Now()
-			} else if time.Since(mismatchSince) > time.Minute {
-				return fmt.Errorf("the guest's SSH host key is not the one the harness injected through cloud-init (for a minute): %w; was the cidata seed applied? (NoCloud in datasource_list)", err)
+		select {
+		case r := <-results:
+			inflight--
+			if r.err == nil {
+				m.mu.Lock()
+				m.client = r.c
+				m.mu.Unlock()
+				return nil
 			}
+			lastErr = r.err
+			if debugSSH {
+				stderrLog("vm %s: +%.2fs SSH attempt: %v", m.name, time.Since(m.started).Seconds(), r.err)
+			}
+			if ssh.IsHostKeyMismatch(r.err) {
+				// A guest may briefly run sshd with a generated key before cloud-init installs
+				// ours; a mismatch that persists means the seed was not applied.
+				if mismatchSince.IsZero() {
+					mismatchSince = time.Now()
+				} else if time.Since(mismatchSince) > time.Minute {
+					return fmt.Errorf("the guest's SSH host key is not the one the harness injected through cloud-init (for a minute): %w; was the cidata seed applied? (NoCloud in datasource_list)", r.err)
+				}
+			}
+		case <-tick.C:
+			if inflight < SSHMaxAttempts {
+				attempt()
+			}
+		case <-gctx.Done():
+			if d := m.Dead(); d != nil {
+				return fmt.Errorf("guest died while waiting for SSH: %w", d)
+			}
+			if lastErr == nil {
+				lastErr = gctx.Err()
+			}
+			return fmt.Errorf("no SSH login within the boot timeout (%s; VMTEST_BOOT_TIMEOUT): last error: %v\nconsole tail:\n%s", m.cfg.BootTimeout, lastErr, m.console.Tail(30))
 		}
 		if d := m.Dead(); d != nil {
 			return fmt.Errorf("guest died while waiting for SSH: %w", d)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("no SSH login within the boot timeout (%s; VMTEST_BOOT_TIMEOUT): last error: %v\nconsole tail:\n%s", m.cfg.BootTimeout, lastErr, m.console.Tail(30))
-		case <-m.console.Fatal():
-		case <-m.inst.Exited():
-		case <-time.After(SSHPollInterval):
 		}
 	}
 }

@@ -60,6 +60,31 @@ func (l launch) stateInputs() (savedstate.Inputs, error) {
 	return in, nil
 }
 
+// StateKey is the key of the saved state a machine started with opts (and the environment)
+// would restore from or save, without starting anything.
+func StateKey(ctx context.Context, opts ...Option) (string, error) {
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		return "", err
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	info, err := qemu.Inspect(ctx, cfg.Image)
+	if err != nil {
+		return "", err
+	}
+	accel, _, err := qemu.ResolveAccel(cfg.Accel, cfg.Arch)
+	if err != nil {
+		return "", err
+	}
+	in, err := launch{cfg: cfg, info: info, accel: accel}.stateInputs()
+	if err != nil {
+		return "", err
+	}
+	return in.Key(), nil
+}
+
 // restore starts a machine from the saved state for l's configuration, building the state
 // first (one real boot, under a lock shared by every process) if none is saved or the saved
 // one fails its checks.
@@ -157,8 +182,91 @@ func (l launch) saveState(ctx context.Context, root, key string, in savedstate.I
 		return nil, err
 	}
 	committed = true
+	recordStart(m.cfg, "save", m.name, meta.SaveTime)
 	logf("vm state-%s: booted in %.1fs, saved in %.1fs (%s)", key, boot.Seconds(), time.Since(t1).Seconds(), st.Dir)
 	return st, nil
+}
+
+// bootAndSave boots a machine for real and, if no state is saved for its configuration and no
+// other run is saving one, saves it on the way without ending it: the guest is paused, its disk
+// moves onto a new overlay (the old one becomes the state's disk), its memory is saved, and it
+// resumes. A test that needs a real boot so also builds the state the other tests restore.
+func (l launch) bootAndSave(ctx context.Context, name string, logf func(string, ...any)) (*Machine, error) {
+	in, err := l.stateInputs()
+	if err != nil {
+		return nil, err
+	}
+	key := in.Key()
+	root, err := savedstate.Root()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := savedstate.Open(root, key); err == nil {
+		return l.boot(ctx, name, logf, "")
+	}
+	lock, free, err := savedstate.TryLock(root, key)
+	if err != nil || !free {
+		return l.boot(ctx, name, logf, "") // another run saves it
+	}
+	defer lock.Unlock()
+	if _, err := savedstate.Open(root, key); err == nil {
+		return l.boot(ctx, name, logf, "")
+	}
+	stage, err := savedstate.NewStaging(root, key, in)
+	if err != nil {
+		return nil, err
+	}
+	t0 := time.Now()
+	m, err := l.boot(ctx, name, logf, stage.Path(savedstate.DiskFile))
+	if err != nil {
+		stage.Discard()
+		return m, err
+	}
+	if err := m.saveAndContinue(ctx, stage, time.Since(t0)); err != nil {
+		stage.Discard()
+		return m, fmt.Errorf("saving the booted state on the way: %w", err)
+	}
+	return m, nil
+}
+
+// saveAndContinue saves the running, ready machine into stage and resumes it on a new overlay.
+func (m *Machine) saveAndContinue(ctx context.Context, stage *savedstate.Staging, boot time.Duration) error {
+	m.dropClient()
+	t1 := time.Now()
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if err := m.inst.Pause(sctx); err != nil {
+		return err
+	}
+	if err := m.inst.SwitchOverlay(sctx, filepath.Join(m.dir, "overlay.qcow2")); err != nil {
+		return err
+	}
+	if err := m.inst.Save(sctx, stage.Path(savedstate.MemoryFile)); err != nil {
+		return err
+	}
+	if err := qemu.CopyFile(filepath.Join(m.dir, "efivars.fd"), stage.Path(savedstate.VarsFile)); err != nil {
+		return err
+	}
+	if err := qemu.CopyFile(filepath.Join(m.dir, "seed.iso"), stage.Path(savedstate.SeedFile)); err != nil {
+		return err
+	}
+	if err := m.inst.Resume(sctx); err != nil {
+		return err
+	}
+	save := time.Since(t1)
+	meta := savedstate.Meta{UserKeyPEM: m.userKey.PrivatePEM, HostKeyPEM: m.hostKey.PrivatePEM,
+		UserData: string(m.userData), User: m.cfg.User, BootTime: boot, SaveTime: save}
+	st, err := stage.Commit(meta)
+	if err != nil {
+		return err
+	}
+	m.log("vm %s: saved its booted state on the way in %.1fs (%s)", m.name, save.Seconds(), st.Dir)
+	recordStart(m.cfg, "save", m.name, save)
+	if err := m.dialSSH(sctx); err != nil {
+		return err
+	}
+	// The guest's clock stood still while it was paused.
+	return m.refresh(sctx)
 }
 
 // restoreFrom starts a new QEMU that loads st on a fresh overlay, resumes it and reconnects.

@@ -64,6 +64,6 @@ if [[ -f $arts/vm-starts.tsv ]]; then
 fi
 printf '{"wall_s": %d, "tests": %d, "failed": %d, "skipped": %d, "boots": %d, "restores": %d, "saved_states_built": %d}\n' \
   "$wall" "$tests" "$failed" "$skipped" "$boots" "$restores" "$saves" >"$arts/vmtests.json"
-echo "vmtests: ${wall}s; VMs: $boots booted (of which $saves to save a state), $restores restored; JUnit: $arts/junit-*.xml"
+echo "vmtests: ${wall}s; VMs: $boots booted for real ($saves saved their state for later restores), $restores restored; JUnit: $arts/junit-*.xml"
 echo "vmtests: $((tests - failed - skipped)) passed, $failed failed, $skipped skipped"
 exit "$rc"

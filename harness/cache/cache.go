@@ -99,6 +99,17 @@ func AcquireLock(ctx context.Context, path string, waiting func()) (*Lock, error
 	}
 }
 
+// Holds reports whether the locked file is still the one at path (not removed or replaced
+// since it was opened).
+func (l *Lock) Holds(path string) bool {
+	if l == nil || l.f == nil {
+		return false
+	}
+	a, err1 := l.f.Stat()
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
+}
+
 // Unlock releases the lock. Safe on nil.
 func (l *Lock) Unlock() {
 	if l == nil || l.f == nil {

@@ -75,5 +75,16 @@ func (i *Instance) AwaitIncoming(ctx context.Context) error {
 	}
 }
 
+// SwitchOverlay moves the paused guest's disk onto a new qcow2 overlay at path (QMP
+// blockdev-snapshot-sync) whose backing file is the overlay it used so far: from now on that
+// file is only read.
+func (i *Instance) SwitchOverlay(ctx context.Context, path string) error {
+	return i.QMP.Run(ctx, "blockdev-snapshot-sync", map[string]any{
+		"device": "disk0", "snapshot-file": path, "format": "qcow2", "mode": "absolute-paths"}, nil)
+}
+
+// Pause stops the guest's CPUs.
+func (i *Instance) Pause(ctx context.Context) error { return i.QMP.Run(ctx, "stop", nil, nil) }
+
 // Resume runs a paused guest.
 func (i *Instance) Resume(ctx context.Context) error { return i.QMP.Run(ctx, "cont", nil, nil) }

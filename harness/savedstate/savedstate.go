@@ -229,13 +229,19 @@ func Remove(root, key string) error {
 	return os.RemoveAll(trash)
 }
 
+// TryLock takes the build lock for key if nobody holds it.
+func TryLock(root, key string) (*cache.Lock, bool, error) {
+	return cache.TryLock(filepath.Join(root, key+".lock"))
+}
+
 // Lock serialises building the state for key across processes.
 func Lock(ctx context.Context, root, key string, waiting func()) (*cache.Lock, error) {
 	return cache.AcquireLock(ctx, filepath.Join(root, key+".lock"), waiting)
 }
 
-// Staging is a state being built: the VM writes its overlay here, the save adds the rest, and
-// Commit makes it visible under its key in one rename.
+// Staging is a state being built, in its final folder (a VM's disk overlay is created there
+// and its path is recorded in the overlays of later VMs): the state counts as saved only once
+// Commit has written the manifest, so a folder without one is an unfinished build.
 type Staging struct {
 	Dir  string
 	root string
@@ -243,20 +249,24 @@ type Staging struct {
 	in   Inputs
 }
 
-// NewStaging makes an empty folder for building the state of key.
+// NewStaging makes the empty folder for the state of key, removing an unfinished or rejected
+// one. The caller holds the key's lock.
 func NewStaging(root, key string, in Inputs) (*Staging, error) {
-	dir, err := os.MkdirTemp(root, key+".build-")
-	if err != nil {
+	if err := Remove(root, key); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, key)
+	if err := os.Mkdir(dir, 0o700); err != nil {
 		return nil, err
 	}
 	return &Staging{Dir: dir, root: root, key: key, in: in}, nil
 }
 
-// Path is the path of one of the state's files in the staging folder.
+// Path is the path of one of the state's files.
 func (s *Staging) Path(name string) string { return filepath.Join(s.Dir, name) }
 
-// Commit checksums the files, writes the manifest and renames the folder to its key (the
-// caller holds the key's lock). Stale states of the same image (older size or mtime) are
+// Commit checksums the files and writes the manifest last (the caller holds the key's lock).
+// Stale states of the same image (older size or mtime) and unfinished builds nobody holds are
 // removed on the way.
 func (s *Staging) Commit(meta Meta) (*State, error) {
 	m := manifest{Key: s.key, Inputs: s.in, Meta: meta, Files: map[string]entry{}, Created: time.Now()}
@@ -272,38 +282,37 @@ func (s *Staging) Commit(meta Meta) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(s.Path(Manifest), b, 0o600); err != nil {
+	tmp := s.Path(Manifest + ".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return nil, err
 	}
-	final := filepath.Join(s.root, s.key)
-	_ = Remove(s.root, s.key)
-	if err := os.Rename(s.Dir, final); err != nil {
+	if err := os.Rename(tmp, s.Path(Manifest)); err != nil {
 		return nil, err
 	}
 	pruneStale(s.root, s.in.Image)
 	return Open(s.root, s.key)
 }
 
-// Discard removes a staging folder that will not be committed.
-func (s *Staging) Discard() { os.RemoveAll(s.Dir) }
+// Discard removes a state that will not be committed.
+func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 
 // pruneStale removes committed states made from an older version of image (same path, other
-// size or mtime) and staging folders whose builder died (no lock held on their key).
+// size or mtime) and unfinished builds whose builder died (no lock held on their key).
 func pruneStale(root string, image FileID) {
 	ents, _ := os.ReadDir(root)
 	for _, e := range ents {
-		if !e.IsDir() {
+		if !e.IsDir() || strings.Contains(e.Name(), ".removed-") {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
-		if key, _, ok := strings.Cut(e.Name(), ".build-"); ok {
-			if l, free, _ := cache.TryLock(filepath.Join(root, key+".lock")); free {
-				os.RemoveAll(dir)
+		b, err := os.ReadFile(filepath.Join(dir, Manifest))
+		if errors.Is(err, os.ErrNotExist) {
+			if l, free, _ := cache.TryLock(filepath.Join(root, e.Name()+".lock")); free {
+				_ = Remove(root, e.Name())
 				l.Unlock()
 			}
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(dir, Manifest))
 		if err != nil {
 			continue
 		}

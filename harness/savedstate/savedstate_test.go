@@ -115,3 +115,17 @@ func TestCommitPrunesStatesOfAnOlderImage(t *testing.T) {
 	_, err = Open(root, oldKey)
 	assert.ErrorIs(t, err, ErrMissing, "the state of the older image is removed")
 }
+
+func TestUnfinishedBuildIsMissingAndReplaced(t *testing.T) {
+	root := t.TempDir()
+	in := inputs()
+	s, err := NewStaging(root, in.Key(), in)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(s.Path(MemoryFile), []byte("half"), 0o600))
+	_, err = Open(root, in.Key())
+	assert.ErrorIs(t, err, ErrMissing, "a state without its manifest is not saved yet")
+	s2, err := NewStaging(root, in.Key(), in)
+	require.NoError(t, err)
+	_, err = os.Stat(s2.Path(MemoryFile))
+	assert.ErrorIs(t, err, os.ErrNotExist, "a new build starts from an empty folder")
+}

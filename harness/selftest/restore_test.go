@@ -43,30 +43,50 @@ func TestRestoredVMsAreIndependent(t *testing.T) {
 	}
 }
 
-// TestSavedStateKeyAndIntegrity: another memory size is another saved state; and a state
-// damaged as a disk or a killed writer would (bytes changed) is noticed before use, reported and
-// rebuilt, never half-loaded. (Truncation and every other input are unit-tested in
-// harness/savedstate.) The 1536 MiB state is this test's own, so no other test's state is
-// touched.
+// TestSavedStateKeyAndIntegrity: another memory size is another saved state; a machine that
+// boots for real saves the state of its configuration on the way and keeps running on a disk of
+// its own; and a state damaged as a disk or a killed writer would (bytes changed) is noticed
+// before use, reported and rebuilt, never half-loaded. (Truncation and every other input are
+// unit-tested in harness/savedstate.) The 1536 MiB state is this test's own, so no other
+// test's state is touched.
 func TestSavedStateKeyAndIntegrity(t *testing.T) {
-	def := harness.Boot(t)
 	small := harness.WithMemory(1536)
-	m := harness.Boot(t, small)
+	root, err := savedstate.Root()
+	require.NoError(t, err)
+	def := harness.Boot(t)
 	kd, _ := def.Restored()
-	key, ok := m.Restored()
-	require.True(t, ok)
 	require.NotEmpty(t, kd)
-	assert.NotEqual(t, kd, key, "another memory size must make another saved state")
+	def.Close()
+
+	// Start from no state for 1536 MiB: the fresh boot saves it on the way.
+	key, err := harness.StateKey(t.Context(), small)
+	require.NoError(t, err)
+	require.NotEqual(t, kd, key, "another memory size must make another saved state")
+	require.NoError(t, savedstate.Remove(root, key))
+
+	donor := harness.Boot(t, small, harness.WithFreshBoot())
+	_, restored := donor.Restored()
+	require.False(t, restored, "WithFreshBoot boots")
+	_, err = savedstate.Open(root, key)
+	require.NoError(t, err, "the fresh boot saved its state on the way")
+	donor.MustRun(t, "echo donor | sudo tee /var/tmp/vmtest-donor >/dev/null && sync")
+
+	m := harness.Boot(t, small)
+	k, ok := m.Restored()
+	require.True(t, ok)
+	assert.Equal(t, key, k)
+	_, code := m.Output(t, "test -e /var/tmp/vmtest-donor")
+	assert.Equal(t, 1, code, "what the donor wrote after the save is on its own disk only")
+	assert.Equal(t, "donor", donor.MustRun(t, "cat /var/tmp/vmtest-donor"), "the donor keeps working after the save")
 	kib, err := strconv.Atoi(m.MustRun(t, "awk '/MemTotal/{print $2}' /proc/meminfo"))
 	require.NoError(t, err)
 	assert.Less(t, kib, 1536*1024, "the VM restored for 1536 MiB must have at most 1536 MiB")
 	assert.Greater(t, kib, 1200*1024)
-	def.Close()
+	donor.Close()
 	m.Close()
 
-	root, err := savedstate.Root()
-	require.NoError(t, err)
 	mem := filepath.Join(root, key, savedstate.MemoryFile)
+	var again *harness.Machine
 	f, err := os.OpenFile(mem, os.O_RDWR, 0)
 	require.NoError(t, err)
 	st, err := f.Stat()
@@ -76,7 +96,7 @@ func TestSavedStateKeyAndIntegrity(t *testing.T) {
 	require.NoError(t, f.Close())
 
 	var log strings.Builder
-	again, err := harness.Start(t.Context(), "corrupt-state", func(f string, a ...any) {
+	again, err = harness.Start(t.Context(), "corrupt-state", func(f string, a ...any) {
 		fmt.Fprintf(&log, f+"\n", a...)
 		t.Logf(f, a...)
 	}, small)
@@ -85,7 +105,7 @@ func TestSavedStateKeyAndIntegrity(t *testing.T) {
 	assert.Contains(t, log.String(), "the saved state is unusable, rebuilding it")
 	assert.Contains(t, log.String(), "memory.state has SHA-256")
 	assert.Contains(t, log.String(), "no saved booted state for this configuration: booting one to save")
-	k, ok := again.Restored()
+	k, ok = again.Restored()
 	assert.True(t, ok)
 	assert.Equal(t, key, k)
 	assert.Equal(t, "azlvmtest", again.MustRun(t, "id -un"))

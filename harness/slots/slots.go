@@ -1,6 +1,6 @@
 // Package slots bounds how many VMs run on this host at once, across every test process (go
 // test runs packages in parallel, whatever -p is): a VM takes one of VMTEST_MAX_VMS slots
-// (default: the host's CPU cores) and its memory must fit in the host's memory less a reserve.
+// (default: two per CPU core) and its memory must fit in the host's memory less a reserve.
 // Slots are flock'ed files in the cache folder, so a killed process frees its slots at once.
 //
 // A process that already holds a slot and waits for another (a test that needs two VMs beside
@@ -34,9 +34,15 @@ type Budget struct {
 	MemoryMB int // guest memory at once
 }
 
-// HostBudget is VMTEST_MAX_VMS (default: CPU cores) VMs and MemTotal less ReserveMB.
+// VMsPerCore is the default number of VMs per host CPU core. A test VM spends most of its life
+// idle between commands (a restored one always starts idle): measured here, a budget of one
+// VM per core left the cores half idle while packages queued for a slot.
+const VMsPerCore = 2
+
+// HostBudget is VMTEST_MAX_VMS (default: VMsPerCore per CPU core) VMs and MemTotal less
+// ReserveMB.
 func HostBudget() (Budget, error) {
-	b := Budget{VMs: runtime.NumCPU(), MemoryMB: memTotalMB() - ReserveMB}
+	b := Budget{VMs: VMsPerCore * runtime.NumCPU(), MemoryMB: memTotalMB() - ReserveMB}
 	if v := os.Getenv("VMTEST_MAX_VMS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -198,12 +204,18 @@ func mark(dir, what string) *cache.Lock {
 		return nil
 	}
 	p := filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid()))
-	l, ok, err := cache.TryLock(p)
-	if err != nil || !ok {
-		return nil
+	for range 3 { // another process may remove a marker it found unlocked, as stale
+		l, ok, err := cache.TryLock(p)
+		if err != nil || !ok {
+			return nil
+		}
+		if l.Holds(p) {
+			_ = os.WriteFile(p, []byte(what), 0o600)
+			return l
+		}
+		l.Unlock()
 	}
-	_ = os.WriteFile(p, []byte(what), 0o600)
-	return l
+	return nil
 }
 
 func unmark(dir string, l *cache.Lock) {
@@ -234,10 +246,14 @@ func overBudget(dir string, b Budget) bool {
 	var slotWaiters []int
 	for pid := range holders {
 		p := filepath.Join(dir, fmt.Sprintf("waiting-%d", pid))
+		if _, err := os.Stat(p); err != nil {
+			return false // no marker: that holder is not blocked
+		}
 		if pid != os.Getpid() {
 			l, free, err := cache.TryLock(p)
-			if err != nil || free { // no live marker: that holder is not blocked
+			if err != nil || free { // a marker its process no longer holds: stale
 				if l != nil {
+					os.Remove(p)
 					l.Unlock()
 				}
 				return false
