@@ -14,8 +14,8 @@ func TestBatchKeepsProbesApart(t *testing.T) {
 		"echo one; echo err-one >&2",
 		"exit 3",
 		"printf 'no newline'",
-		"echo 'line with azl-vmtest-tok 0 0 0 0 inside'; cat",          // stdin is closed
-		"exit 0; echo never",                                            // exit ends only this probe
+		"echo 'line with azl-vmtest-tok 0 0 0 0 inside'; cat", // stdin is closed
+		"exit 0; echo never", // exit ends only this probe
 		"printf '%s' \"$(head -c 3000 /dev/zero | tr '\\0' x)\"; false", // big output, then failure
 	}
 	out, err := exec.Command("sh", "-c", BatchScript(`PATH="$PATH:/usr/sbin"; `, cmds, "azl-vmtest-tok")).Output()
