@@ -53,6 +53,7 @@ type Machine struct {
 	closed    bool
 
 	slot         *slots.Grant
+	bootSlot     *slots.Grant // held while the guest boots
 	restoredFrom string // saved state key, "" for a booted machine
 	instanceID   string // a restored machine's marker
 }
@@ -162,7 +163,9 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 	}
 	bctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout)
 	defer cancel()
-	if err := m.waitReady(bctx); err != nil {
+	err = m.waitReady(bctx)
+	m.bootSlot.Release()
+	if err != nil {
 		return m, err
 	}
 	if err := m.detectProfile(ctx); err != nil {
@@ -225,14 +228,23 @@ func (l launch) qemuConfig(ctx context.Context, m *Machine, seedPath string) (qe
 // for signal handling.
 func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 	var err error
-	if m.slot, err = slots.Acquire(ctx, qc.MemoryMB, func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) }); err != nil {
+	logf := func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) }
+	if m.slot, err = slots.Acquire(ctx, qc.MemoryMB, logf); err != nil {
 		m.console.Close()
 		return err
+	}
+	if qc.Incoming == "" { // a boot: one of the host's few boot slots until ready
+		if m.bootSlot, err = slots.AcquireBoot(ctx, logf); err != nil {
+			m.console.Close()
+			m.slot.Release()
+			return err
+		}
 	}
 	m.started = time.Now()
 	m.inst, err = qemu.Start(ctx, qc)
 	if err != nil {
 		m.console.Close()
+		m.bootSlot.Release()
 		m.slot.Release()
 		return err
 	}
@@ -288,6 +300,7 @@ func (m *Machine) Close() {
 	if m.inst != nil {
 		m.inst.Stop(5 * time.Second)
 	}
+	m.bootSlot.Release()
 	m.slot.Release()
 	if m.console != nil {
 		m.console.Close()
@@ -504,6 +517,12 @@ func (m *Machine) BootID(ctx context.Context) (string, error) {
 // Reboot reboots the guest and waits until it is back with a new boot ID and systemd is done.
 func (m *Machine) Reboot(t testing.TB) {
 	t.Helper()
+	// A reboot is a boot: it takes one of the host's boot slots, and its bound starts then.
+	boot, err := slots.AcquireBoot(testContext(t), func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) })
+	if err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	defer boot.Release()
 	ctx, cancel := context.WithTimeout(testContext(t), m.cfg.BootTimeout)
 	defer cancel()
 	if err := m.reboot(ctx); err != nil {
@@ -516,6 +535,7 @@ func (m *Machine) reboot(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+
 	start := time.Now()
 	// The connection may drop before the reply, or hang: user-net keeps a TCP connection to a
 	// guest that went away open, so every command here has its own short bound. The reboot is

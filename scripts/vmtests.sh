@@ -43,8 +43,9 @@ for w in "${what[@]}"; do
   *) echo "vmtests: unknown part $w (use selftest, suites)" >&2; exit 2 ;;
   esac
 done
-# Ctrl-C or a CI timeout stops every run (each stops its own VMs).
-trap 'kill -INT "${pids[@]}" 2>/dev/null; wait' INT TERM
+# Ctrl-C or a CI timeout stops every run: the whole process group gets SIGINT, as from a
+# terminal, and each test binary stops its own VMs.
+trap 'trap "" INT TERM; kill -INT 0; wait; exit 130' INT TERM
 
 rc=0
 for i in "${!pids[@]}"; do

@@ -72,9 +72,10 @@ func memTotalMB() int {
 	return 4096
 }
 
-// Grant is one VM's place on the host.
+// Grant is one VM's place on the host (or one boot's).
 type Grant struct {
-	lock *cache.Lock // nil when started over the budget
+	lock    *cache.Lock // nil when started over the budget
+	counted bool        // a VM slot, counted in held
 }
 
 // Release frees the slot. Safe on nil and more than once.
@@ -84,9 +85,49 @@ func (g *Grant) Release() {
 	}
 	g.lock.Unlock()
 	g.lock = nil
-	mu.Lock()
-	held--
-	mu.Unlock()
+	if g.counted {
+		mu.Lock()
+		held--
+		mu.Unlock()
+	}
+}
+
+// Boots is how many VMs may boot (or reboot) at once: the host's CPU cores. A boot keeps every
+// vCPU busy for a minute or more under TCG; more of them at once only make each slower (here,
+// four at once on two cores ran a boot past its 6-minute bound), while restored VMs are mostly
+// idle and need no boot slot.
+func Boots() int { return runtime.NumCPU() }
+
+// AcquireBoot waits for one of Boots() boot slots. A boot holds it until the guest is ready,
+// and never waits for anything else meanwhile, so boot slots cannot deadlock.
+func AcquireBoot(ctx context.Context, log func(string, ...any)) (*Grant, error) {
+	dir, err := cache.Sub("slots")
+	if err != nil {
+		return nil, err
+	}
+	told := false
+	for {
+		g, used, _, err := func() (*Grant, int, int, error) {
+			mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
+			if err != nil {
+				return nil, 0, 0, err
+			}
+			defer mutex.Unlock()
+			return tryClass(dir, "boot", Boots(), 0, 0)
+		}()
+		if err != nil || g != nil {
+			return g, err
+		}
+		if !told {
+			log("waiting to boot: %d of %d boot slots in use on this host (a boot waits for another to finish)", used, Boots())
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("waiting for a boot slot: %w", ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 var (
@@ -132,17 +173,23 @@ func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, 
 	}
 }
 
-// try takes a free slot if the memory fits, under the folder's mutex.
+// try takes a free VM slot if the memory fits, under the folder's mutex.
 func try(dir string, b Budget, memMB int) (g *Grant, usedVMs, usedMB int, err error) {
 	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	defer mutex.Unlock()
+	return tryClass(dir, "vm", b.VMs, memMB, b.MemoryMB)
+}
+
+// tryClass takes a free slot among n files "<class>-<i>"; memMB must fit in budgetMB (0: no
+// memory accounting).
+func tryClass(dir, class string, n, memMB, budgetMB int) (g *Grant, used, usedMB int, err error) {
 	var free *cache.Lock
 	var freePath string
-	for i := 0; i < b.VMs; i++ {
-		p := filepath.Join(dir, fmt.Sprintf("vm-%d", i))
+	for i := 0; i < n; i++ {
+		p := filepath.Join(dir, fmt.Sprintf("%s-%d", class, i))
 		l, ok, err := cache.TryLock(p)
 		if err != nil {
 			return nil, 0, 0, err
@@ -155,22 +202,26 @@ func try(dir string, b Budget, memMB int) (g *Grant, usedVMs, usedMB int, err er
 			}
 			continue
 		}
-		usedVMs++
+		used++
 		_, mem := readSlot(p)
 		usedMB += mem
 	}
-	if free == nil || (usedMB+memMB > b.MemoryMB && usedVMs > 0) {
+	if free == nil || (budgetMB > 0 && usedMB+memMB > budgetMB && used > 0) {
 		free.Unlock()
-		return nil, usedVMs, usedMB, nil
+		return nil, used, usedMB, nil
 	}
 	if err := os.WriteFile(freePath, []byte(fmt.Sprintf("%d %d\n", os.Getpid(), memMB)), 0o600); err != nil {
 		free.Unlock()
 		return nil, 0, 0, err
 	}
-	mu.Lock()
-	held++
-	mu.Unlock()
-	return &Grant{lock: free}, usedVMs, usedMB, nil
+	g = &Grant{lock: free}
+	if class == "vm" {
+		mu.Lock()
+		held++
+		mu.Unlock()
+		g.counted = true
+	}
+	return g, used, usedMB, nil
 }
 
 func readSlot(p string) (pid, memMB int) {
