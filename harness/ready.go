@@ -41,12 +41,18 @@ func (b BootStages) String() string {
 
 var debugSSH = os.Getenv("VMTEST_DEBUG_SSH") != ""
 
-// SSHPollInterval is how often the harness starts another SSH attempt while the guest boots;
-// at most SSHMaxAttempts run at once, so one attempt stuck waiting for a banner (user-net
-// accepts on the host before the guest can answer) never delays noticing sshd.
+// SSH readiness: an attempt that fails fast (sshd not listening yet: the guest resets the
+// connection) is retried after SSHPollInterval. One that hears nothing (user-net accepts on the
+// host before the guest's network is up, or sshd is slow under load) is left waiting for its
+// banner for up to SSHBannerWait, and after SSHStagger a second and a third attempt join it, so
+// that a stuck connection never delays noticing sshd. Never more than SSHMaxAttempts at once:
+// measured here, four attempts abandoned every 2 s on a loaded host kept sshd's unauthenticated
+// children piling up (MaxStartups), and a guest never answered in 10 minutes.
 const (
 	SSHPollInterval = 100 * time.Millisecond
-	SSHMaxAttempts  = 4
+	SSHStagger      = time.Second
+	SSHBannerWait   = 15 * time.Second
+	SSHMaxAttempts  = 3
 )
 
 var firmwareHandoff = regexp.MustCompile(`BdsDxe: starting|Booting .+`)
@@ -98,10 +104,8 @@ func (m *Machine) waitReady(ctx context.Context) error {
 	return nil
 }
 
-// dialSSH starts a handshake attempt every SSHPollInterval (at most SSHMaxAttempts at once)
-// until one works, the guest dies or ctx ends. Each attempt waits briefly for the server's
-// banner (see ssh.Config.BannerTimeout); overlapping them means a connection the guest cannot
-// answer yet costs nothing, and the first attempt after sshd listens wins.
+// dialSSH tries the handshake until one attempt works, the guest dies or ctx ends (see the
+// SSH readiness constants for how attempts overlap).
 func (m *Machine) dialSSH(ctx context.Context) error {
 	gctx, cancel := m.guard(ctx)
 	defer cancel()
@@ -111,11 +115,13 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 	}
 	results := make(chan result)
 	inflight := 0
+	var lastStart time.Time
 	attempt := func() {
 		inflight++
+		lastStart = time.Now()
 		go func() {
 			cfg := m.sshCfg
-			cfg.BannerTimeout = 2 * time.Second
+			cfg.BannerTimeout = SSHBannerWait
 			cfg.HandshakeTimeout = 30 * time.Second
 			c, err := ssh.Dial(gctx, cfg)
 			results <- result{c, err}
@@ -160,7 +166,7 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 				}
 			}
 		case <-tick.C:
-			if inflight < SSHMaxAttempts {
+			if inflight == 0 || (inflight < SSHMaxAttempts && time.Since(lastStart) >= SSHStagger) {
 				attempt()
 			}
 		case <-gctx.Done():
