@@ -58,8 +58,10 @@ type Firewall struct {
 	DefaultZone string   `yaml:"default_zone"`
 	ZoneTarget  string   `yaml:"zone_target"`
 	Services    []string `yaml:"services"` // allowed in the default zone
-	Backend     string   `yaml:"backend"`  // FirewallBackend
-	NftTable    string   `yaml:"nft_table"`
+	// Ports opened in the default zone besides its services: exactly these (none when empty).
+	Ports    []string `yaml:"ports"`
+	Backend  string   `yaml:"backend"` // FirewallBackend
+	NftTable string   `yaml:"nft_table"`
 	// IptablesRules must all appear in `iptables -S` (the iptables policy, 3.0).
 	IptablesRules []string `yaml:"iptables_rules"`
 	// BlocksUnlistedInbound: a listener on a port the policy does not allow is unreachable.
@@ -93,9 +95,11 @@ type Agents struct {
 	WAAgentUnderQEMU    string   `yaml:"waagent_under_qemu"`
 	CloudInitDatasource string   `yaml:"cloud_init_datasource"` // under QEMU with the harness's seed
 	CloudInitLogAllow   []string `yaml:"cloud_init_log_allow"`  // regexps of accepted WARNING/ERROR lines
-	PasswordAuth        string   `yaml:"password_authentication"`
-	ClientAliveMin      int      `yaml:"client_alive_min"`
-	ClientAliveMax      int      `yaml:"client_alive_max"`
+	// SSHD maps `sshd -T` settings that guard access to the values each may take (any of the
+	// list): PasswordAuthentication, PermitRootLogin, PermitEmptyPasswords, ...
+	SSHD           map[string][]string `yaml:"sshd"`
+	ClientAliveMin int                 `yaml:"client_alive_min"`
+	ClientAliveMax int                 `yaml:"client_alive_max"`
 }
 
 // Profile is one OS release's promises.

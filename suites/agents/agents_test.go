@@ -63,7 +63,7 @@ func TestUserDataApplied(t *testing.T) {
 func TestSSHDEffectiveConfig(t *testing.T) {
 	m := vm.Machine(t)
 	a := m.Profile().Agents
-	pw := harness.Want(t, m, "agents.password_authentication", a.PasswordAuth)
+	settings := harness.Want(t, m, "agents.sshd", a.SSHD)
 	max := harness.Want(t, m, "agents.client_alive_max", a.ClientAliveMax)
-	require.NoError(t, SSHDConfig(pw, a.ClientAliveMin, max, m.MustRun(t, CmdSSHDConfig)))
+	require.NoError(t, SSHDConfig(settings, a.ClientAliveMin, max, m.MustRun(t, CmdSSHDConfig)))
 }
