@@ -134,6 +134,30 @@ func CloudInitLog(allow []string, lines string) error {
 	return nil
 }
 
+// AuthorizedKeys checks that the test user's authorized_keys holds exactly the harness's key:
+// the login already proved the key is there; an image that ships or adds another key (a build
+// key, a vendor's) is what must fail.
+func AuthorizedKeys(user, harnessKey, content string) error {
+	want := strings.Join(strings.Fields(harnessKey)[:2], " ")
+	var keys []string
+	for _, l := range strings.Split(content, "\n") {
+		l = strings.TrimSpace(l)
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		keys = append(keys, l)
+	}
+	for _, k := range keys {
+		if !strings.Contains(k, want) {
+			return fmt.Errorf("authorized_keys of %s: expected only the harness's key, got another: %q", user, k)
+		}
+	}
+	if len(keys) != 1 {
+		return fmt.Errorf("authorized_keys of %s: expected the harness's key once, got %d keys", user, len(keys))
+	}
+	return nil
+}
+
 // HostKey checks the guest's only SSH host key is the injected one.
 func HostKey(injected, out string) error {
 	lines := strings.Split(strings.TrimSpace(out), "\n")

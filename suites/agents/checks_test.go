@@ -61,6 +61,17 @@ func TestUnitCloudInitLog(t *testing.T) {
 	require.NoError(t, CloudInitLog([]string{`schema\.py\[WARNING\]`}, line))
 }
 
+func TestUnitAuthorizedKeys(t *testing.T) {
+	const harnessKey = "ssh-ed25519 AAAAC3Nza-harness azlvmtest@azl-vmtest"
+	require.NoError(t, AuthorizedKeys("azlvmtest", harnessKey, harnessKey+"\n"))
+	err := AuthorizedKeys("azlvmtest", harnessKey, harnessKey+"\nssh-rsa AAAAB3Nza-builder build@factory\n")
+	require.Error(t, err, "a second key baked into the image must fail")
+	assert.Contains(t, err.Error(), `expected only the harness's key, got another: "ssh-rsa AAAAB3Nza-builder build@factory"`)
+	err = AuthorizedKeys("azlvmtest", harnessKey, harnessKey+"\n"+harnessKey+"\n")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "expected the harness's key once, got 2 keys")
+}
+
 func TestUnitHostKey(t *testing.T) {
 	injected := "ssh-ed25519 AAAAC3Nza-injected azl-vmtest-host"
 	require.NoError(t, HostKey(injected, "/etc/ssh/ssh_host_ed25519_key.pub\nssh-ed25519 AAAAC3Nza-injected azl-vmtest-host\n"))
