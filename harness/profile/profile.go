@@ -117,7 +117,8 @@ type Profile struct {
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`
 
-	Source string `yaml:"-"` // where it was loaded from
+	Source  string          `yaml:"-"` // where it was loaded from
+	present map[string]bool // keys the YAML sets
 }
 
 // Names lists the built-in profiles.
@@ -172,9 +173,54 @@ func Parse(data []byte, src string) (*Profile, error) {
 			return nil, fmt.Errorf("invalid profile %s: not_promised names unknown key %q", src, k)
 		}
 	}
+	// Complete: every key is promised (present in the YAML, an empty list included) or listed
+	// under not_promised with a reason, never both; a missing key would silently check nothing.
+	present, err := presentKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("invalid profile %s: %w", src, err)
+	}
+	var missing, both []string
+	for _, k := range Keys() {
+		_, unpromised := p.NotPromised[k]
+		switch {
+		case !present[k] && !unpromised:
+			missing = append(missing, k)
+		case present[k] && unpromised:
+			both = append(both, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("invalid profile %s: no expectation for %s: give each a value, or list it under not_promised with the reason", src, strings.Join(missing, ", "))
+	}
+	if len(both) > 0 {
+		return nil, fmt.Errorf("invalid profile %s: %s both promised and listed under not_promised", src, strings.Join(both, ", "))
+	}
 	p.Source = src
+	p.present = present
 	return &p, nil
 }
+
+// presentKeys lists the "section.field" keys the YAML document sets (whatever the value).
+func presentKeys(data []byte) (map[string]bool, error) {
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
+	for sec, n := range doc {
+		if n.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			keys[sec+"."+n.Content[i].Value] = true
+		}
+	}
+	return keys, nil
+}
+
+// Declares reports whether the profile sets key, whatever the value (an empty list is a
+// promise of nothing).
+func (p *Profile) Declares(key string) bool { return p.present[key] }
 
 // ParseOSRelease reads os-release text into a map (quotes removed).
 func ParseOSRelease(text string) map[string]string {
