@@ -209,6 +209,13 @@ func ConfigFromEnv() (Config, error) {
 	default:
 		return c, fmt.Errorf("VMTEST_RESTORE=%q: use 1 (restore saved booted states, the default) or 0 (boot every VM)", v)
 	}
+	// Extra first-boot commands for every VM: to reproduce a bug in the suites' VMs, or to break
+	// a promise on purpose (the broken-guest self-test).
+	for _, l := range strings.Split(os.Getenv("VMTEST_RUNCMD"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			c.RunCmd = append(c.RunCmd, l)
+		}
+	}
 	switch v := os.Getenv("VMTEST_NET"); v {
 	case "", "restricted":
 	case "open":
