@@ -108,7 +108,6 @@ func TestNVMeTimeoutRule(t *testing.T) {
 	// where udev prefers it (/run/udev/rules.d, same file name), must set the rule's timeout.
 	const serial = "nvmeto"
 	m.AttachDisk(t, serial, harness.BusNVMe, 64)
-	t.Cleanup(func() { m.DetachDisk(t, serial) })
 	out, code := m.Output(t, CmdFindDisk(serial))
 	require.NoError(t, DiskAppeared(serial, harness.BusNVMe, code, out))
 	name := strings.TrimSpace(out)
