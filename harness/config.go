@@ -150,6 +150,10 @@ func WithBootTimeout(d time.Duration) Option { return func(c *Config) { c.BootTi
 // WithSSHOnly makes readiness stop at the first SSH login (no cloud-init or systemd wait).
 func WithSSHOnly() Option { return func(c *Config) { c.SkipReady = true } }
 
+// WithNetOpen lets the guest reach the host's networks through QEMU's user-net (which then
+// offers a DHCP router), as VMTEST_NET=open does for every VM.
+func WithNetOpen() Option { return func(c *Config) { c.NetOpen = true } }
+
 // WithFreshBoot makes the machine boot from its firmware even when a saved booted state could
 // stand in for it: for tests about the boot itself (console at boot, boot stages, cloud-init's
 // first run).
