@@ -61,6 +61,18 @@ func deadline(t testing.TB) (time.Time, bool) {
 	return d.Add(-time.Minute), true
 }
 
+// skipBootKernelLog makes the per-test kernel log checks start after what the guest has logged
+// so far (its boot).
+func (m *Machine) skipBootKernelLog() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if res, err := m.Run(ctx, "sudo dmesg"); err == nil && res.ExitCode == 0 {
+		m.mu.Lock()
+		m.dmesgSeen = len(console.SplitLines(string(res.Stdout)))
+		m.mu.Unlock()
+	}
+}
+
 // checkConsole fails t if console lines after `from`, or kernel log lines the guest logged since
 // the last check, match the console checks (quiet kernels print warnings to the log only).
 func (m *Machine) checkConsole(t testing.TB, from int) {

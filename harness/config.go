@@ -150,6 +150,10 @@ func WithBootTimeout(d time.Duration) Option { return func(c *Config) { c.BootTi
 // WithSSHOnly makes readiness stop at the first SSH login (no cloud-init or systemd wait).
 func WithSSHOnly() Option { return func(c *Config) { c.SkipReady = true } }
 
+// WithNetOpen lets the guest reach the host's networks through QEMU's user-net (which then
+// offers a DHCP router), as VMTEST_NET=open does for every VM.
+func WithNetOpen() Option { return func(c *Config) { c.NetOpen = true } }
+
 // WithFreshBoot makes the machine boot from its firmware even when a saved booted state could
 // stand in for it: for tests about the boot itself (console at boot, boot stages, cloud-init's
 // first run).
@@ -208,6 +212,13 @@ func ConfigFromEnv() (Config, error) {
 		c.Restore = false
 	default:
 		return c, fmt.Errorf("VMTEST_RESTORE=%q: use 1 (restore saved booted states, the default) or 0 (boot every VM)", v)
+	}
+	// Extra first-boot commands for every VM: to reproduce a bug in the suites' VMs, or to break
+	// a promise on purpose (the broken-guest self-test).
+	for _, l := range strings.Split(os.Getenv("VMTEST_RUNCMD"), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			c.RunCmd = append(c.RunCmd, l)
+		}
 	}
 	switch v := os.Getenv("VMTEST_NET"); v {
 	case "", "restricted":

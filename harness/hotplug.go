@@ -23,7 +23,8 @@ const (
 
 // AttachDisk creates an empty qcow2 data disk of sizeMB in the VM's private folder and
 // hot-plugs it through QMP (blockdev-add + device_add) on bus (BusVirtio or BusNVMe). The disk's
-// serial is id, so the guest finds it by serial (lsblk -o SERIAL).
+// serial is id, so the guest finds it by serial (lsblk -o SERIAL). The test's cleanup detaches it
+// if the test did not (a failed assertion must not leak a hot-plug slot into later tests).
 func (m *Machine) AttachDisk(t testing.TB, id, bus string, sizeMB int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testContext(t), time.Minute)
@@ -31,6 +32,23 @@ func (m *Machine) AttachDisk(t testing.TB, id, bus string, sizeMB int) {
 	if err := m.attachDisk(ctx, id, bus, sizeMB); err != nil {
 		t.Fatalf("attaching disk %s (%s): %v", id, bus, err)
 	}
+	t.Cleanup(func() {
+		if m.attached(id) && m.Dead() == nil {
+			m.DetachDisk(t, id)
+		}
+	})
+}
+
+// attached reports whether the disk id is still hot-plugged.
+func (m *Machine) attached(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, used := range m.slots {
+		if used == id {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Machine) attachDisk(ctx context.Context, id, bus string, sizeMB int) error {

@@ -337,9 +337,9 @@ func (m *Machine) Instance() *qemu.Instance { return m.inst }
 // HostPort is the host port (on 127.0.0.1) forwarded to guestPort, or 0.
 func (m *Machine) HostPort(guestPort int) int { return m.inst.Ports[guestPort] }
 
-// NetworkRestricted reports whether the guest is isolated from every network but the host's
-// forwarded ports (VMTEST_NET=restricted): QEMU's user-net then gives it no default route.
-func (m *Machine) NetworkRestricted() bool { return !m.cfg.NetOpen }
+// NetOpen reports whether the guest may reach the host's networks (WithNetOpen,
+// VMTEST_NET=open); otherwise QEMU's user-net isolates it and gives it no default route.
+func (m *Machine) NetOpen() bool { return m.cfg.NetOpen }
 
 // UserData is the rendered user-data the guest was given.
 func (m *Machine) UserData() []byte { return m.userData }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
-	"github.com/azl-vmtest/azl-vmtest/images/standin"
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
 // ProbePath is where InstallProbe puts the helper in the guest.
@@ -39,7 +39,7 @@ func buildProbe(ctx context.Context, a arch.Arch) (string, error) {
 	}
 	// Built into the cache (not a temp folder that would outlive the process): go build's own
 	// cache makes a rebuild cheap; a rename makes concurrent test binaries safe.
-	dir := filepath.Join(standin.CacheDir(), "probe")
+	dir := filepath.Join(cache.Dir(), "probe")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}

@@ -22,7 +22,6 @@ type Shared struct {
 	m      *Machine
 	err    error
 	failed atomic.Bool
-	used   atomic.Bool
 }
 
 // NewShared describes the package's shared VM.
@@ -44,10 +43,9 @@ func (s *Shared) Machine(t *testing.T) *Machine {
 		s.failed.Store(true)
 		t.Fatalf("shared VM did not boot: %v", s.err)
 	}
+	// Each test answers for the console and kernel log of its own time. What the boot printed
+	// is the boot suite's to judge (TestNoConsoleTrouble), once, not the first test's here.
 	from := s.m.console.Len()
-	if !s.used.Swap(true) {
-		from = 0 // the first test also answers for the boot's console
-	}
 	s.m.setLog(t.Logf)
 	t.Cleanup(func() {
 		s.m.checkConsole(t, from)
@@ -71,6 +69,9 @@ func (s *Shared) boot(t *testing.T) {
 	s.m, s.err = start(context.Background(), cfg, "shared-"+packageName(), t.Logf)
 	if s.m != nil {
 		s.m.setLog(stderrLog)
+	}
+	if s.err == nil {
+		s.m.skipBootKernelLog()
 	}
 }
 

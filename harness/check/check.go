@@ -126,3 +126,46 @@ func Errors(errs ...error) error {
 	}
 	return fmt.Errorf("%s", strings.Join(msgs, "\n"))
 }
+
+// CloudInit judges `cloud-init status --long; echo exit=$?` (the boot and agents suites both
+// read it): the status is want, no errors are listed (one line `errors: [...]` or a YAML list on
+// the lines below; releases before 23.4 print no errors line, which means none), and the exit
+// code is 0 (2 means recoverable errors).
+func CloudInit(want, out string) error {
+	var errs []error
+	errs = append(errs, Equal("cloud-init status", want, Field(out, "status")))
+	if e := cloudInitErrors(out); len(e) > 0 {
+		errs = append(errs, fmt.Errorf("cloud-init errors: expected none, got %q", e))
+	}
+	if code := Field(out, "exit"); code != "0" {
+		errs = append(errs, fmt.Errorf("cloud-init status exit code: expected 0, got %q", code))
+	}
+	return Errors(errs...)
+}
+
+// cloudInitErrors lists the errors cloud-init reports. The value's regexp must not cross the
+// newline ([ \t]*, not \s*), or a list on the following lines is read as one inline value.
+var cloudInitErrorsLine = regexp.MustCompile(`(?m)^errors:[ \t]*(.*)$`)
+
+func cloudInitErrors(out string) []string {
+	idx := cloudInitErrorsLine.FindStringSubmatchIndex(out)
+	if idx == nil {
+		return nil
+	}
+	v := strings.TrimSpace(out[idx[2]:idx[3]])
+	switch {
+	case v == "[]":
+		return nil
+	case v != "":
+		return []string{v}
+	}
+	var items []string
+	for _, l := range strings.Split(out[idx[1]:], "\n") {
+		if t := strings.TrimSpace(l); strings.HasPrefix(t, "- ") {
+			items = append(items, strings.TrimPrefix(t, "- "))
+		} else if t != "" {
+			break
+		}
+	}
+	return items
+}

@@ -58,8 +58,10 @@ type Firewall struct {
 	DefaultZone string   `yaml:"default_zone"`
 	ZoneTarget  string   `yaml:"zone_target"`
 	Services    []string `yaml:"services"` // allowed in the default zone
-	Backend     string   `yaml:"backend"`  // FirewallBackend
-	NftTable    string   `yaml:"nft_table"`
+	// Ports opened in the default zone besides its services: exactly these (none when empty).
+	Ports    []string `yaml:"ports"`
+	Backend  string   `yaml:"backend"` // FirewallBackend
+	NftTable string   `yaml:"nft_table"`
 	// IptablesRules must all appear in `iptables -S` (the iptables policy, 3.0).
 	IptablesRules []string `yaml:"iptables_rules"`
 	// BlocksUnlistedInbound: a listener on a port the policy does not allow is unreachable.
@@ -93,9 +95,11 @@ type Agents struct {
 	WAAgentUnderQEMU    string   `yaml:"waagent_under_qemu"`
 	CloudInitDatasource string   `yaml:"cloud_init_datasource"` // under QEMU with the harness's seed
 	CloudInitLogAllow   []string `yaml:"cloud_init_log_allow"`  // regexps of accepted WARNING/ERROR lines
-	PasswordAuth        string   `yaml:"password_authentication"`
-	ClientAliveMin      int      `yaml:"client_alive_min"`
-	ClientAliveMax      int      `yaml:"client_alive_max"`
+	// SSHD maps `sshd -T` settings that guard access to the values each may take (any of the
+	// list): PasswordAuthentication, PermitRootLogin, PermitEmptyPasswords, ...
+	SSHD           map[string][]string `yaml:"sshd"`
+	ClientAliveMin int                 `yaml:"client_alive_min"`
+	ClientAliveMax int                 `yaml:"client_alive_max"`
 }
 
 // Profile is one OS release's promises.
@@ -113,7 +117,8 @@ type Profile struct {
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`
 
-	Source string `yaml:"-"` // where it was loaded from
+	Source  string          `yaml:"-"` // where it was loaded from
+	present map[string]bool // keys the YAML sets
 }
 
 // Names lists the built-in profiles.
@@ -168,9 +173,54 @@ func Parse(data []byte, src string) (*Profile, error) {
 			return nil, fmt.Errorf("invalid profile %s: not_promised names unknown key %q", src, k)
 		}
 	}
+	// Complete: every key is promised (present in the YAML, an empty list included) or listed
+	// under not_promised with a reason, never both; a missing key would silently check nothing.
+	present, err := presentKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("invalid profile %s: %w", src, err)
+	}
+	var missing, both []string
+	for _, k := range Keys() {
+		_, unpromised := p.NotPromised[k]
+		switch {
+		case !present[k] && !unpromised:
+			missing = append(missing, k)
+		case present[k] && unpromised:
+			both = append(both, k)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("invalid profile %s: no expectation for %s: give each a value, or list it under not_promised with the reason", src, strings.Join(missing, ", "))
+	}
+	if len(both) > 0 {
+		return nil, fmt.Errorf("invalid profile %s: %s both promised and listed under not_promised", src, strings.Join(both, ", "))
+	}
 	p.Source = src
+	p.present = present
 	return &p, nil
 }
+
+// presentKeys lists the "section.field" keys the YAML document sets (whatever the value).
+func presentKeys(data []byte) (map[string]bool, error) {
+	var doc map[string]yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, err
+	}
+	keys := map[string]bool{}
+	for sec, n := range doc {
+		if n.Kind != yaml.MappingNode {
+			continue
+		}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			keys[sec+"."+n.Content[i].Value] = true
+		}
+	}
+	return keys, nil
+}
+
+// Declares reports whether the profile sets key, whatever the value (an empty list is a
+// promise of nothing).
+func (p *Profile) Declares(key string) bool { return p.present[key] }
 
 // ParseOSRelease reads os-release text into a map (quotes removed).
 func ParseOSRelease(text string) map[string]string {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -69,4 +70,37 @@ func TestInvalidProfilesRefused(t *testing.T) {
 	}
 	_, err := Load("no-such-release")
 	assert.ErrorContains(t, err, "use one of")
+}
+
+// A profile file is checked like a built-in one when loaded: a key it forgets would make its
+// check skip silently, a key both promised and not promised is a contradiction.
+func TestProfileFileMustBeComplete(t *testing.T) {
+	full, err := builtin.ReadFile("profiles/standin.yaml")
+	require.NoError(t, err)
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		require.NoError(t, os.WriteFile(p, []byte(text), 0o644))
+		return p
+	}
+	p, err := Load(write("ok.yaml", string(full)))
+	require.NoError(t, err)
+	assert.True(t, p.Declares("firewall.ports"), "an empty list is a declared promise (of nothing)")
+
+	missing := strings.Replace(string(full), "  cmdline_forbidden: [libata.atapi_enabled=0, \"reserve=0x1f0,0x8\"]\n", "", 1)
+	require.NotEqual(t, string(full), missing)
+	_, err = Load(write("missing.yaml", missing))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no expectation for boot.cmdline_forbidden")
+	assert.Contains(t, err.Error(), "list it under not_promised with the reason")
+
+	both := strings.Replace(string(full), "not_promised:\n", "not_promised:\n  boot.root_fs: \"x\"\n", 1)
+	_, err = Load(write("both.yaml", both))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "boot.root_fs both promised and listed under not_promised")
+
+	wrongType := strings.Replace(string(full), "  root_fs: ext4\n", "  root_fs: [ext4]\n", 1)
+	_, err = Load(write("type.yaml", wrongType))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "invalid profile")
 }

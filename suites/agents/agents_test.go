@@ -55,15 +55,14 @@ func TestUserDataApplied(t *testing.T) {
 	require.NoError(t, check.Equal("hostname", ud["hostname"].(string), m.MustRun(t, "hostname")))
 	passwd := m.MustRun(t, "getent passwd "+m.User())
 	assert.True(t, strings.HasSuffix(passwd, ":/bin/bash"), "user %s: expected shell /bin/bash, got %q", m.User(), passwd)
-	keys := m.MustRun(t, "cat ~/.ssh/authorized_keys")
-	assert.Contains(t, keys, strings.Join(strings.Fields(m.UserKey())[:2], " "), "authorized_keys of %s: expected the harness's key", m.User())
+	require.NoError(t, AuthorizedKeys(m.User(), m.UserKey(), m.MustRun(t, "cat ~/.ssh/authorized_keys")))
 	require.NoError(t, HostKey(m.HostKey(), m.MustRun(t, CmdHostKeys)))
 }
 
 func TestSSHDEffectiveConfig(t *testing.T) {
 	m := vm.Machine(t)
 	a := m.Profile().Agents
-	pw := harness.Want(t, m, "agents.password_authentication", a.PasswordAuth)
+	settings := harness.Want(t, m, "agents.sshd", a.SSHD)
 	max := harness.Want(t, m, "agents.client_alive_max", a.ClientAliveMax)
-	require.NoError(t, SSHDConfig(pw, a.ClientAliveMin, max, m.MustRun(t, CmdSSHDConfig)))
+	require.NoError(t, SSHDConfig(settings, a.ClientAliveMin, max, m.MustRun(t, CmdSSHDConfig)))
 }

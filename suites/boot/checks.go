@@ -7,7 +7,6 @@ package boot
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
@@ -141,47 +140,6 @@ func SystemState(want, out string) error {
 	return fmt.Errorf("systemctl is-system-running: expected %q, got %q (failed units: %s)", want, state, failed)
 }
 
-// CloudInit checks `cloud-init status --long`: the status, no errors, a zero exit.
-func CloudInit(want, out string) error {
-	status := check.Field(out, "status")
-	var errs []error
-	errs = append(errs, check.Equal("cloud-init status", want, status))
-	if e := cloudInitErrors(out); e != "" {
-		errs = append(errs, fmt.Errorf("cloud-init errors: expected none, got %s", e))
-	}
-	if code := check.Field(out, "exit"); code != "0" {
-		errs = append(errs, fmt.Errorf("cloud-init status exit code: expected 0, got %s", code))
-	}
-	return check.Errors(errs...)
-}
-
-var errorsBlock = regexp.MustCompile(`(?m)^errors:\s*(.*)$`)
-
-// cloudInitErrors returns the errors cloud-init reports ("" for none; older releases print no
-// errors line, which means none).
-func cloudInitErrors(out string) string {
-	m := errorsBlock.FindStringSubmatch(out)
-	if m == nil {
-		return ""
-	}
-	v := strings.TrimSpace(m[1])
-	if v == "[]" {
-		return ""
-	}
-	if v == "" { // a YAML list on the following lines
-		idx := errorsBlock.FindStringIndex(out)
-		var items []string
-		for _, l := range strings.Split(out[idx[1]:], "\n") {
-			if t := strings.TrimSpace(l); strings.HasPrefix(t, "- ") {
-				items = append(items, strings.TrimPrefix(t, "- "))
-			} else if t != "" {
-				break
-			}
-		}
-		if len(items) == 0 {
-			return ""
-		}
-		return fmt.Sprintf("%q", items)
-	}
-	return v
-}
+// CloudInit checks `cloud-init status --long`: the status, no errors, a zero exit (the one
+// parser both suites use: check.CloudInit).
+func CloudInit(want, out string) error { return check.CloudInit(want, out) }

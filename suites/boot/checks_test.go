@@ -112,9 +112,9 @@ func TestUnitCloudInit(t *testing.T) {
 	assert.Contains(t, err.Error(), `expected "done", got "error"`)
 	assert.Contains(t, err.Error(), "cloud-init errors: expected none, got")
 	assert.Contains(t, err.Error(), "scripts_user")
-	assert.Contains(t, err.Error(), "expected 0, got 1")
+	assert.Contains(t, err.Error(), `expected 0, got "1"`)
 
 	err = CloudInit("done", "status: done\nerrors: []\nexit=2\n")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), "exit code: expected 0, got 2")
+	assert.Contains(t, err.Error(), `exit code: expected 0, got "2"`)
 }

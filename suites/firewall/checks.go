@@ -33,16 +33,55 @@ func DefaultZone(want, got string) error {
 	return check.Equal("firewalld default zone", want, strings.TrimSpace(got))
 }
 
-// Zone checks --info-zone's target and services (the services exactly).
-func Zone(zone, wantTarget string, wantServices []string, info string) error {
-	var errs []error
-	if wantTarget != "" {
-		errs = append(errs, check.Equal("firewalld zone "+zone+" target", wantTarget, check.Field(info, "target")))
+// Zone checks --info-zone: the target, exactly the promised services and ports, and nothing
+// else that lets traffic in (protocols, source ports, forward ports, sources, masquerading, rich
+// rules): a zone that also opens 8080/tcp breaks the promise as much as a wrong service does.
+func Zone(zone, wantTarget string, wantServices, wantPorts []string, info string) error {
+	what := "firewalld zone " + zone
+	f := zoneFields(info)
+	errs := []error{
+		check.Equal(what+" target", wantTarget, strings.Join(f["target"], " ")),
+		check.Set(what+" services", wantServices, strings.Join(f["services"], " ")),
+		check.Set(what+" ports", wantPorts, strings.Join(f["ports"], " ")),
+		check.Equal(what+" masquerade", "no", strings.Join(f["masquerade"], " ")),
 	}
-	if len(wantServices) > 0 {
-		errs = append(errs, check.Set("firewalld zone "+zone+" services", wantServices, check.Field(info, "services")))
+	for _, k := range []string{"protocols", "source-ports", "forward-ports", "sources"} {
+		errs = append(errs, check.Set(what+" "+k+" (the profile opens none)", nil, strings.Join(f[k], " ")))
+	}
+	if rules := f["rich rules"]; len(rules) > 0 {
+		errs = append(errs, fmt.Errorf("%s rich rules (the profile promises none): expected none, got %q", what, strings.Join(rules, "; ")))
 	}
 	return check.Errors(errs...)
+}
+
+// zoneFields parses --info-zone: "  key: a b" lines, and for the fields firewalld prints one
+// entry a line (forward-ports, rich rules) the tab-indented lines that follow.
+func zoneFields(info string) map[string][]string {
+	f := map[string][]string{}
+	key := ""
+	for _, l := range strings.Split(info, "\n") {
+		if strings.HasPrefix(l, "\t") || strings.HasPrefix(l, "    ") {
+			if t := strings.TrimSpace(l); key != "" && t != "" {
+				f[key] = append(f[key], t)
+			}
+			continue
+		}
+		k, v, ok := strings.Cut(strings.TrimSpace(l), ":")
+		if !ok {
+			key = ""
+			continue
+		}
+		key = strings.TrimSpace(k)
+		f[key] = nil
+		if v = strings.TrimSpace(v); v != "" {
+			if key == "rich rules" || key == "forward-ports" {
+				f[key] = []string{v}
+			} else {
+				f[key] = strings.Fields(v)
+			}
+		}
+	}
+	return f
 }
 
 // Backend checks FirewallBackend in firewalld.conf.
@@ -60,15 +99,32 @@ func NftTable(want, tables string) error {
 	return fmt.Errorf("nftables: expected \"table %s\", got %q", want, strings.TrimSpace(tables))
 }
 
-// IptablesRules checks every wanted rule appears in `iptables -S`.
+// IptablesRules checks `iptables -S` against the policy: every wanted rule present, and no
+// rule beyond it that lets traffic in (an ACCEPT in INPUT or FORWARD, or a chain policy other
+// than the profile's): an extra "-A INPUT -j ACCEPT" opens everything. Extra rules that only
+// drop or reject are tolerated: they close, never open.
 func IptablesRules(want []string, rules string) error {
-	have := map[string]bool{}
-	for _, l := range strings.Split(rules, "\n") {
-		have[strings.Join(strings.Fields(l), " ")] = true
-	}
-	var errs []error
+	norm := func(l string) string { return strings.Join(strings.Fields(l), " ") }
+	wanted := map[string]bool{}
 	for _, w := range want {
-		if !have[strings.Join(strings.Fields(w), " ")] {
+		wanted[norm(w)] = true
+	}
+	have := map[string]bool{}
+	var errs []error
+	for _, l := range strings.Split(rules, "\n") {
+		if l = norm(l); l == "" {
+			continue
+		}
+		have[l] = true
+		f := strings.Fields(l)
+		inbound := len(f) >= 2 && (f[1] == "INPUT" || f[1] == "FORWARD")
+		opens := inbound && (f[0] == "-P" || (f[0] == "-A" || f[0] == "-I") && strings.HasSuffix(l, "-j ACCEPT"))
+		if opens && !wanted[l] {
+			errs = append(errs, fmt.Errorf("iptables -S: expected no inbound rule or policy beyond the profile's, got %q", l))
+		}
+	}
+	for _, w := range want {
+		if !have[norm(w)] {
 			errs = append(errs, fmt.Errorf("iptables -S: expected rule %q, got:\n%s", w, strings.TrimSpace(rules)))
 		}
 	}

@@ -54,7 +54,9 @@ func TestZoneTargetAndServices(t *testing.T) {
 	zone := harness.Want(t, m, "firewall.default_zone", fw.DefaultZone)
 	target := harness.Want(t, m, "firewall.zone_target", fw.ZoneTarget)
 	services := harness.Want(t, m, "firewall.services", fw.Services)
-	require.NoError(t, Zone(zone, target, services, m.MustRun(t, CmdZoneInfo(zone))))
+	// Ports: exactly the profile's (none, unless it lists some).
+	harness.SkipUnpromised(t, m, "firewall.ports")
+	require.NoError(t, Zone(zone, target, services, fw.Ports, m.MustRun(t, CmdZoneInfo(zone))))
 }
 
 func TestBackendNftables(t *testing.T) {
@@ -110,9 +112,17 @@ func TestUnlistedPortBlockedUntilOpened(t *testing.T) {
 	require.NoError(t, Reached(unlistedPort, Reachability{Token: token, Got: got, Err: err}))
 }
 
+// TestOutboundAllowed: outbound TCP works while the firewall is up (the network suite checks
+// outbound on its own; this proves the firewall's policy allows it).
 func TestOutboundAllowed(t *testing.T) {
 	m := vm.Machine(t)
-	harness.Want(t, m, "firewall.service", m.Profile().Firewall.Service)
+	svc := harness.Want(t, m, "firewall.service", m.Profile().Firewall.Service)
+	unit := map[string]string{"iptables": "iptables.service"}[svc]
+	if unit == "" {
+		unit = svc + ".service"
+	}
+	state, _ := m.Output(t, CmdServiceActive(unit))
+	require.NoError(t, ServiceActive(unit, state), "the firewall must be up while outbound is checked")
 	probe := m.InstallProbe(t)
 	out, code := m.Output(t, fmt.Sprintf("%s connect %s:%d 10", probe, harness.HostServiceIP, hostServicePort))
 	require.Equal(t, 0, code, "outbound TCP from the guest through the firewall: expected to read %q, got %q", hostToken, out)

@@ -16,17 +16,30 @@ const (
 	CmdJournalFiles = "cat /etc/machine-id; sudo journalctl --header | grep -E '^File [Pp]ath:'"
 )
 
-// AuditEnabled checks auditd is active and `auditctl -s` says "enabled 1" (or 2, locked).
-func AuditEnabled(active, status string) error {
+// Audit checks the auditd promise both ways. On: auditd active and `auditctl -s` says
+// "enabled 1" (or 2, locked). Off: auditd not active and auditing not enabled (auditctl may be
+// missing altogether).
+func Audit(want bool, active, status string) error {
 	enabled := ""
 	for _, l := range strings.Split(status, "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "enabled" {
 			enabled = f[1]
 		}
 	}
-	errs := []error{check.Equal("auditd state", "active", strings.TrimSpace(active))}
-	if enabled != "1" && enabled != "2" {
-		errs = append(errs, fmt.Errorf("auditctl -s: expected \"enabled 1\", got \"enabled %s\"", enabled))
+	state := strings.TrimSpace(active)
+	if want {
+		errs := []error{check.Equal("auditd state", "active", state)}
+		if enabled != "1" && enabled != "2" {
+			errs = append(errs, fmt.Errorf("auditctl -s: expected \"enabled 1\", got \"enabled %s\"", enabled))
+		}
+		return check.Errors(errs...)
+	}
+	var errs []error
+	if state == "active" || state == "activating" {
+		errs = append(errs, fmt.Errorf("auditd state: expected not active (the profile promises no auditd), got %q", state))
+	}
+	if enabled == "1" || enabled == "2" {
+		errs = append(errs, fmt.Errorf("auditctl -s: expected auditing off (the profile promises no auditd), got \"enabled %s\"", enabled))
 	}
 	return check.Errors(errs...)
 }
@@ -39,11 +52,19 @@ func AuditEvent(key, path string, exit int, out string) error {
 	return nil
 }
 
-// JournalPersistent checks every journal file is under /var/log/journal/<machine-id>/.
-func JournalPersistent(out string) error {
+// Journal checks where the journal lives, both ways: persistent means every journal file is
+// under /var/log/journal/<machine-id>/, volatile means every one is under /run/log/journal/.
+func Journal(persistent bool, out string) error {
+	if persistent {
+		return journalUnder(out, "/var/log/journal/", "persistent")
+	}
+	return journalUnder(out, "/run/log/journal/", "volatile")
+}
+
+func journalUnder(out, root, kind string) error {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	id := strings.TrimSpace(lines[0])
-	want := "/var/log/journal/" + id + "/"
+	want := root + id + "/"
 	var files []string
 	for _, l := range lines[1:] {
 		if _, v, ok := strings.Cut(l, ":"); ok {
@@ -55,16 +76,21 @@ func JournalPersistent(out string) error {
 	}
 	for _, f := range files {
 		if !strings.HasPrefix(f, want) {
-			return fmt.Errorf("journal files: expected all under %s (persistent), got %q", want, f)
+			return fmt.Errorf("journal files: expected all under %s (%s), got %q", want, kind, f)
 		}
 	}
 	return nil
 }
 
-// MarkerInPreviousBoot checks `journalctl -b -1` output contains the marker.
-func MarkerInPreviousBoot(marker string, exit int, out string) error {
-	if exit != 0 || !strings.Contains(out, marker) {
+// MarkerInPreviousBoot checks what `journalctl -b -1` kept of a marker logged before a reboot:
+// a persistent journal has it, a volatile one does not.
+func MarkerInPreviousBoot(persistent bool, marker string, exit int, out string) error {
+	found := exit == 0 && strings.Contains(out, marker)
+	switch {
+	case persistent && !found:
 		return fmt.Errorf("journalctl -b -1: expected the marker %q logged before the reboot, got (exit %d) %q", marker, exit, strings.TrimSpace(out))
+	case !persistent && found:
+		return fmt.Errorf("journalctl -b -1: expected no record of the marker %q (the profile promises a volatile journal), got %q", marker, strings.TrimSpace(out))
 	}
 	return nil
 }

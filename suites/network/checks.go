@@ -70,6 +70,30 @@ func DHCPAddress(iface, addrs string) error {
 	return fmt.Errorf("IPv4 address of %s: expected a dynamic (DHCP) address, got %q", iface, strings.TrimSpace(addrs))
 }
 
+// NetworkFileDHCP checks that the systemd-networkd file cloud-init rendered turns on IPv4
+// DHCP: DHCP=yes or DHCP=ipv4 in its [Network] section (DHCP=no or ipv6 is a static or
+// IPv6-only NIC, not what the image promises).
+func NetworkFileDHCP(path, body string) error {
+	section, value := "", ""
+	for _, l := range strings.Split(body, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]") {
+			section = l
+			continue
+		}
+		if k, v, ok := strings.Cut(l, "="); ok && section == "[Network]" && strings.TrimSpace(k) == "DHCP" {
+			value = strings.TrimSpace(v)
+		}
+	}
+	if value == "yes" || value == "ipv4" {
+		return nil
+	}
+	if value == "" {
+		value = "(no DHCP= in [Network])"
+	}
+	return fmt.Errorf("cloud-init's network file %s: expected DHCP=yes or DHCP=ipv4 in [Network], got %s", path, value)
+}
+
 // DefaultRoute checks there is a default IPv4 route via the interface.
 func DefaultRoute(iface, routes string) error {
 	if !strings.Contains(routes, "default via ") || !strings.Contains(routes, " dev "+iface) {
@@ -78,18 +102,24 @@ func DefaultRoute(iface, routes string) error {
 	return nil
 }
 
-// IPv6 checks disable_ipv6 = 0 (all and the interface) and a link-local address.
-func IPv6(iface, out string) error {
+// IPv6 checks the promise both ways. Enabled: disable_ipv6 = 0 (all and the interface) and a
+// link-local address. Disabled: disable_ipv6 = 1 on both and no IPv6 address at all.
+func IPv6(enabled bool, iface, out string) error {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 2 {
 		return fmt.Errorf("IPv6 on %s: expected disable_ipv6 values, got %q", iface, out)
 	}
+	flag := map[bool]string{true: "0", false: "1"}[enabled]
 	errs := []error{
-		check.Equal("net.ipv6.conf.all.disable_ipv6", "0", strings.TrimSpace(lines[0])),
-		check.Equal("net.ipv6.conf."+iface+".disable_ipv6", "0", strings.TrimSpace(lines[1])),
+		check.Equal("net.ipv6.conf.all.disable_ipv6", flag, strings.TrimSpace(lines[0])),
+		check.Equal("net.ipv6.conf."+iface+".disable_ipv6", flag, strings.TrimSpace(lines[1])),
 	}
-	if !strings.Contains(strings.Join(lines[2:], "\n"), "inet6 fe80:") {
+	addrs := strings.Join(lines[2:], "\n")
+	switch {
+	case enabled && !strings.Contains(addrs, "inet6 fe80:"):
 		errs = append(errs, fmt.Errorf("IPv6 link-local address on %s: expected an fe80:: address, got %q", iface, strings.Join(lines[2:], " ")))
+	case !enabled && strings.Contains(addrs, "inet6 "):
+		errs = append(errs, fmt.Errorf("IPv6 on %s: expected no IPv6 address (IPv6 is off), got %q", iface, strings.Join(lines[2:], " ")))
 	}
 	return check.Errors(errs...)
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -40,11 +41,18 @@ func TestUnitDefaultRoute(t *testing.T) {
 }
 
 func TestUnitIPv6(t *testing.T) {
-	require.NoError(t, IPv6("eth0", "0\n0\n2: eth0    inet6 fe80::5054:ff:fe12:3456/64 scope link \\       valid_lft forever\n"))
-	err := IPv6("eth0", "1\n1\n")
-	require.Error(t, err)
+	const on = "0\n0\n2: eth0    inet6 fe80::5054:ff:fe12:3456/64 scope link \\       valid_lft forever\n"
+	const off = "1\n1\n"
+	require.NoError(t, IPv6(true, "eth0", on))
+	require.NoError(t, IPv6(false, "eth0", off))
+	err := IPv6(true, "eth0", off)
+	require.Error(t, err, "IPv6 promised, off in the guest")
 	assert.Contains(t, err.Error(), `net.ipv6.conf.all.disable_ipv6: expected "0", got "1"`)
 	assert.Contains(t, err.Error(), "expected an fe80:: address")
+	err = IPv6(false, "eth0", on)
+	require.Error(t, err, "IPv6 promised off, on in the guest")
+	assert.Contains(t, err.Error(), `net.ipv6.conf.eth0.disable_ipv6: expected "1", got "0"`)
+	assert.Contains(t, err.Error(), "expected no IPv6 address (IPv6 is off)")
 }
 
 func TestUnitSysctls(t *testing.T) {
@@ -61,4 +69,34 @@ func TestUnitOutbound(t *testing.T) {
 	err := Outbound("tok", "", 1)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), `expected to read "tok" from the host's listener, got "" (exit 1)`)
+}
+
+// cloudInitNetwork is /etc/systemd/network/10-cloud-init-enp0s5.network on the stand-in
+// (cloud-init 22.4's networkd renderer).
+const cloudInitNetwork = `[Match]
+Name=enp0s5
+MACAddress=52:54:00:12:34:56
+
+[Network]
+DHCP=ipv4
+
+[DHCP]
+RouteMetric=100
+UseMTU=true
+`
+
+func TestUnitNetworkFileDHCP(t *testing.T) {
+	const p = "/etc/systemd/network/10-cloud-init-enp0s5.network"
+	require.NoError(t, NetworkFileDHCP(p, cloudInitNetwork))
+	require.NoError(t, NetworkFileDHCP(p, strings.Replace(cloudInitNetwork, "DHCP=ipv4", "DHCP=yes", 1)))
+	for broken, want := range map[string]string{
+		strings.Replace(cloudInitNetwork, "DHCP=ipv4", "DHCP=no", 1):                              "got no",
+		strings.Replace(cloudInitNetwork, "DHCP=ipv4", "DHCP=ipv6", 1):                            "got ipv6",
+		strings.Replace(cloudInitNetwork, "DHCP=ipv4", "Address=10.0.2.15/24", 1):                 "got (no DHCP= in [Network])",
+		strings.Replace(cloudInitNetwork, "[Network]\nDHCP=ipv4", "[Network]\n[X]\nDHCP=ipv4", 1): "got (no DHCP= in [Network])",
+	} {
+		err := NetworkFileDHCP(p, broken)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "expected DHCP=yes or DHCP=ipv4 in [Network], "+want)
+	}
 }

@@ -72,17 +72,53 @@ func Mounted(mnt, wantFS, findmnt string) error {
 	return check.Equal(mnt+" filesystem type", wantFS, f[1])
 }
 
-// NVMeRule checks the udev rule sets io_timeout to the value for the model.
+// NVMeRuleLine is what the udev rule sets: on which kernel names and model, which timeout.
+type NVMeRuleLine struct {
+	Kernel, Model string
+	TimeoutMS     string
+}
+
+// ParseNVMeRule finds the rule line that assigns ATTR{queue/io_timeout} and reads its matches.
+func ParseNVMeRule(content string) (NVMeRuleLine, bool) {
+	for _, l := range strings.Split(content, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "#") || !strings.Contains(l, "ATTR{queue/io_timeout}=") {
+			continue
+		}
+		var r NVMeRuleLine
+		for _, part := range strings.Split(l, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+			if !ok {
+				continue
+			}
+			eq := strings.HasPrefix(v, "=")
+			v = strings.Trim(strings.TrimPrefix(v, "="), `"`)
+			switch {
+			case k == "KERNEL" && eq:
+				r.Kernel = v
+			case k == "ENV{ID_MODEL}" && eq:
+				r.Model = v
+			case k == "ATTR{queue/io_timeout}" && !eq:
+				r.TimeoutMS = v
+			}
+		}
+		return r, true
+	}
+	return NVMeRuleLine{}, false
+}
+
+// NVMeRule checks the installed udev rule: it sets queue/io_timeout to the profile's value, on
+// NVMe disks (KERNEL=="nvme*"), of exactly the profile's model.
 func NVMeRule(path, model string, timeoutMS int, content string) error {
-	var errs []error
-	if !strings.Contains(content, model) {
-		errs = append(errs, fmt.Errorf("%s: expected a match on model %q, got:\n%s", path, model, strings.TrimSpace(content)))
+	r, ok := ParseNVMeRule(content)
+	if !ok {
+		return fmt.Errorf("%s: expected a rule setting ATTR{queue/io_timeout}, got:\n%s", path, strings.TrimSpace(content))
 	}
-	want := fmt.Sprintf(`ATTR{queue/io_timeout}="%d"`, timeoutMS)
-	if !strings.Contains(content, want) {
-		errs = append(errs, fmt.Errorf("%s: expected %s, got:\n%s", path, want, strings.TrimSpace(content)))
-	}
-	return check.Errors(errs...)
+	return check.Errors(
+		check.Equal(path+" KERNEL match", "nvme*", r.Kernel),
+		check.Equal(path+" ENV{ID_MODEL} match", model, r.Model),
+		check.Equal(path+" ATTR{queue/io_timeout}", fmt.Sprint(timeoutMS), r.TimeoutMS),
+	)
 }
 
 // NVMeTimeout checks a disk's io_timeout: the rule's value on the promised model, and not the

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -41,12 +42,31 @@ func TestUnitChecksumAndMount(t *testing.T) {
 }
 
 func TestUnitNVMe(t *testing.T) {
-	rule := `KERNEL=="nvme*", ENV{ID_MODEL}=="MSFT NVMe Accelerator v1.0", ATTR{queue/io_timeout}="240000"`
-	require.NoError(t, NVMeRule("/r", "MSFT NVMe Accelerator v1.0", 240000, rule))
-	err := NVMeRule("/r", "MSFT NVMe Accelerator v1.0", 240000, `ATTR{queue/io_timeout}="30000"`)
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `expected ATTR{queue/io_timeout}="240000", got:`)
-	assert.Contains(t, err.Error(), `expected a match on model "MSFT NVMe Accelerator v1.0"`)
+	// The stand-in's copy of azure-vm-utils' 80-azure-disk.rules.
+	rule := `# From azure-vm-utils (80-azure-disk.rules): a longer I/O timeout for Azure's NVMe disks only.
+ACTION!="add|change", GOTO="azure_disk_end"
+SUBSYSTEM!="block", GOTO="azure_disk_end"
+KERNEL=="nvme*", ENV{DEVTYPE}=="disk", ENV{ID_MODEL}=="MSFT NVMe Accelerator v1.0", ATTR{queue/io_timeout}="240000"
+LABEL="azure_disk_end"
+`
+	const model = "MSFT NVMe Accelerator v1.0"
+	require.NoError(t, NVMeRule("/r", model, 240000, rule))
+	for broken, msg := range map[string]string{
+		strings.Replace(rule, `io_timeout}="240000"`, `io_timeout}="30000"`, 1):                                                `ATTR{queue/io_timeout}: expected "240000", got "30000"`,
+		strings.Replace(rule, `ENV{ID_MODEL}=="MSFT NVMe Accelerator v1.0"`, `ENV{ID_MODEL}=="MSFT NVMe Accelerator v2.0"`, 1): `ENV{ID_MODEL} match: expected "MSFT NVMe Accelerator v1.0", got "MSFT NVMe Accelerator v2.0"`,
+		strings.Replace(rule, `, ENV{ID_MODEL}=="MSFT NVMe Accelerator v1.0"`, "", 1):                                          `ENV{ID_MODEL} match: expected "MSFT NVMe Accelerator v1.0", got ""`, // every disk
+		strings.Replace(rule, `KERNEL=="nvme*"`, `KERNEL=="sd*"`, 1):                                                           `KERNEL match: expected "nvme*", got "sd*"`,
+		// The model named only in a comment: a substring test passed this.
+		"# MSFT NVMe Accelerator v1.0 ATTR{queue/io_timeout}=\"240000\"\n": `expected a rule setting ATTR{queue/io_timeout}`,
+	} {
+		err := NVMeRule("/r", model, 240000, broken)
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), msg)
+	}
+	r, ok := ParseNVMeRule(rule)
+	require.True(t, ok)
+	assert.Equal(t, NVMeRuleLine{Kernel: "nvme*", Model: model, TimeoutMS: "240000"}, r)
+	var err error
 
 	require.NoError(t, NVMeTimeout("nvme0n1", "QEMU NVMe Ctrl", "MSFT NVMe Accelerator v1.0", 240000, "30000"))
 	require.NoError(t, NVMeTimeout("nvme0n1", "MSFT NVMe Accelerator v1.0", "MSFT NVMe Accelerator v1.0", 240000, "240000"))
