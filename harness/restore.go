@@ -85,16 +85,21 @@ func StateKey(ctx context.Context, opts ...Option) (string, error) {
 	return in.Key(), nil
 }
 
+// state is where the saved state for l's configuration lives: its inputs, the states' folder
+// and its key.
+func (l launch) state() (in savedstate.Inputs, root, key string, err error) {
+	if in, err = l.stateInputs(); err != nil {
+		return in, "", "", err
+	}
+	root, err = savedstate.Root()
+	return in, root, in.Key(), err
+}
+
 // restore starts a machine from the saved state for l's configuration, building the state
 // first (one real boot, under a lock shared by every process) if none is saved or the saved
 // one fails its checks.
 func (l launch) restore(ctx context.Context, name string, logf func(string, ...any)) (*Machine, error) {
-	in, err := l.stateInputs()
-	if err != nil {
-		return nil, err
-	}
-	key := in.Key()
-	root, err := savedstate.Root()
+	in, root, key, err := l.state()
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +197,7 @@ func (l launch) saveState(ctx context.Context, root, key string, in savedstate.I
 // moves onto a new overlay (the old one becomes the state's disk), its memory is saved, and it
 // resumes. A test that needs a real boot so also builds the state the other tests restore.
 func (l launch) bootAndSave(ctx context.Context, name string, logf func(string, ...any)) (*Machine, error) {
-	in, err := l.stateInputs()
-	if err != nil {
-		return nil, err
-	}
-	key := in.Key()
-	root, err := savedstate.Root()
+	in, root, key, err := l.state()
 	if err != nil {
 		return nil, err
 	}
