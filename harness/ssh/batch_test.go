@@ -1,6 +1,7 @@
 package ssh
 
 import (
+	"bytes"
 	"os/exec"
 	"testing"
 
@@ -18,9 +19,12 @@ func TestBatchKeepsProbesApart(t *testing.T) {
 		"exit 0; echo never", // exit ends only this probe
 		"printf '%s' \"$(head -c 3000 /dev/zero | tr '\\0' x)\"; false", // big output, then failure
 	}
-	out, err := exec.Command("sh", "-c", BatchScript(`PATH="$PATH:/usr/sbin"; `, cmds, "azl-vmtest-tok")).Output()
+	cmd := exec.Command("sh", "-c", BatchScript(`PATH="$PATH:/usr/sbin"; `, cmds, "azl-vmtest-tok"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	require.NoError(t, err)
-	res, err := ParseBatch(out, "azl-vmtest-tok", len(cmds))
+	res, err := ParseBatch(out, stderr.Bytes(), "azl-vmtest-tok", len(cmds))
 	require.NoError(t, err)
 	require.Len(t, res, len(cmds))
 	assert.Equal(t, "one\n", string(res[0].Stdout))
@@ -36,10 +40,13 @@ func TestBatchKeepsProbesApart(t *testing.T) {
 }
 
 func TestParseBatchRefusesTruncatedOutput(t *testing.T) {
-	_, err := ParseBatch([]byte("tok 0 10 0 0\nshort"), "tok", 1)
+	errs := []byte("tok B 0\n\ntok E 0\n")
+	_, err := ParseBatch([]byte("tok B 0\nshort"), errs, "tok", 1)
 	assert.ErrorContains(t, err, "truncated")
-	_, err = ParseBatch([]byte("tok 0 0 0 0\n"), "tok", 2)
-	assert.ErrorContains(t, err, "ends before probe 1 of 2")
-	_, err = ParseBatch([]byte("other 0 0 0 0\n"), "tok", 1)
-	assert.ErrorContains(t, err, "expected a header")
+	_, err = ParseBatch([]byte("tok B 0\nx\ntok E 0 0\n"), errs, "tok", 2)
+	assert.ErrorContains(t, err, "expected the start of probe 1")
+	_, err = ParseBatch([]byte("other B 0\n"), errs, "tok", 1)
+	assert.ErrorContains(t, err, "expected the start of probe 0")
+	_, err = ParseBatch([]byte("tok B 0\nx\ntok E 0 zz\n"), errs, "tok", 1)
+	assert.ErrorContains(t, err, "exit code")
 }
