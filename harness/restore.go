@@ -130,11 +130,24 @@ func (l launch) restore(ctx context.Context, name string, logf func(string, ...a
 		lock.Unlock()
 	}
 	m, err := l.restoreFrom(ctx, st, name, logf)
+	var le *loadError
+	if errors.As(err, &le) {
+		// QEMU could not load a state that passed its checks (a QEMU that cannot read what it
+		// wrote): remove it, so that the next start rebuilds it rather than fail the same way.
+		logf("vm %s: QEMU could not load the saved state: removing it; the next start rebuilds it", name)
+		_ = savedstate.Remove(root, key)
+	}
 	if err != nil && m == nil {
 		return nil, err
 	}
 	return m, err
 }
+
+// loadError is QEMU failing to load a saved state.
+type loadError struct{ err error }
+
+func (e *loadError) Error() string { return e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
 
 // saveState boots a machine to ready, saves it and commits the state under key.
 func (l launch) saveState(ctx context.Context, root, key string, in savedstate.Inputs, logf func(string, ...any)) (*savedstate.State, error) {
@@ -302,7 +315,11 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 	bctx, cancel := context.WithTimeout(ctx, m.cfg.BootTimeout)
 	defer cancel()
 	if err := m.inst.AwaitIncoming(bctx); err != nil {
-		return m, fmt.Errorf("restoring the saved state %s: %w", st.Dir, err)
+		err = fmt.Errorf("restoring the saved state %s: %w", st.Dir, err)
+		if m.inst.ExitError() != nil {
+			err = &loadError{err}
+		}
+		return m, err
 	}
 	if err := m.inst.Resume(bctx); err != nil {
 		return m, err
