@@ -54,8 +54,8 @@ type Machine struct {
 
 	slot         *slots.Grant
 	bootSlot     *slots.Grant // held while the guest boots
-	restoredFrom string // saved state key, "" for a booted machine
-	instanceID   string // a restored machine's marker
+	restoredFrom string       // saved state key, "" for a booted machine
+	instanceID   string       // a restored machine's marker
 }
 
 var nameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -356,10 +357,29 @@ func (m *Machine) refresh(ctx context.Context) error {
 		return err
 	}
 	m.instanceID = hex.EncodeToString(id)
-	now := time.Now()
+	// The clock is set from the guest's own uptime plus an offset measured now, not from a
+	// host timestamp baked into the command: under load sudo alone can take seconds, and a
+	// timestamp would land that late (seen here: 8 s behind).
+	t0 := time.Now()
+	up, err := m.Run(ctx, "cat /proc/uptime")
+	if err != nil {
+		return fmt.Errorf("refreshing the restored guest: %w", err)
+	}
+	t1 := time.Now()
+	f := strings.Fields(string(up.Stdout))
+	if len(f) == 0 {
+		return fmt.Errorf("refreshing the restored guest: /proc/uptime said %q", up.Stdout)
+	}
+	uptime, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return fmt.Errorf("refreshing the restored guest: /proc/uptime: %w", err)
+	}
+	mid := t0.Add(t1.Sub(t0) / 2)
+	offset := float64(mid.UnixNano())/1e9 - uptime
 	// Hex text carries the same 512 bits into the pool as the raw bytes would.
-	cmd := fmt.Sprintf("sudo sh -c 'date -u -s @%d.%09d >/dev/null && echo %s > /dev/urandom && mkdir -p /run/azl-vmtest && echo %s > /run/azl-vmtest/instance-id'",
-		now.Unix(), now.Nanosecond(), hex.EncodeToString(seed), m.instanceID)
+	script := fmt.Sprintf(`date -u -s @$(awk -v o=%.3f '{printf "%%.3f", $1+o}' /proc/uptime) >/dev/null && echo %s > /dev/urandom && mkdir -p /run/azl-vmtest && echo %s > /run/azl-vmtest/instance-id`,
+		offset, hex.EncodeToString(seed), m.instanceID)
+	cmd := "sudo sh -c " + qemu.ShellQuote(script)
 	res, err := m.Run(ctx, cmd)
 	if err != nil {
 		return fmt.Errorf("refreshing the restored guest: %w", err)
