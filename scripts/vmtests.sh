@@ -16,6 +16,9 @@ IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
 [[ -n ${VMTEST_IMAGE:-} ]] && arches=("${VMTEST_ARCH:-$(uname -m)}")
 what=("$@")
 ((${#what[@]})) || what=(selftest suites)
+for w in "${what[@]}"; do
+  [[ $w == selftest || $w == suites ]] || { echo "vmtests: unknown part $w (use selftest, suites)" >&2; exit 2; }
+done
 host=$(uname -m)
 
 mkdir -p "$arts"
@@ -40,7 +43,6 @@ for w in "${what[@]}"; do
   case $w in
   selftest) run "selftest-$host" "$host" ./harness/selftest/ ;;
   suites) for a in "${arches[@]}"; do run "suites-$a" "$a" ./suites/...; done ;;
-  *) echo "vmtests: unknown part $w (use selftest, suites)" >&2; exit 2 ;;
   esac
 done
 # Ctrl-C or a CI timeout stops every run: the whole process group gets SIGINT, as from a
