@@ -120,6 +120,14 @@ func (l launch) newMachine(name string, logf func(string, ...any)) (*Machine, er
 	return &Machine{cfg: l.cfg, name: name, dir: dir, profile: l.prof, logf: logf}, nil
 }
 
+// removeIfNeverStarted removes the private folder of a machine whose QEMU never started (a
+// started one is stopped and cleaned by Close).
+func (m *Machine) removeIfNeverStarted() {
+	if m.inst == nil {
+		os.RemoveAll(m.dir)
+	}
+}
+
 // boot starts a machine from its firmware and waits until it is ready. overlay, if not "",
 // is where its disk overlay goes (a saved state being built).
 func (l launch) boot(ctx context.Context, name string, logf func(string, ...any), overlay string) (*Machine, error) {
@@ -128,12 +136,7 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok && m.inst == nil {
-			os.RemoveAll(m.dir)
-		}
-	}()
+	defer m.removeIfNeverStarted()
 	if m.userKey, err = cloudinit.NewKeyPair(cfg.User + "@azl-vmtest"); err != nil {
 		return nil, err
 	}
@@ -172,7 +175,6 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 		return m, err
 	}
 	recordStart(cfg, "boot", name, m.Stages.Ready)
-	ok = true
 	return m, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -289,12 +288,7 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok && m.inst == nil {
-			os.RemoveAll(m.dir)
-		}
-	}()
+	defer m.removeIfNeverStarted()
 	m.restoredFrom = st.Key
 	if m.userKey, err = cloudinit.ParseKeyPair(st.Meta.UserKeyPEM, m.cfg.User+"@azl-vmtest"); err != nil {
 		return nil, err
@@ -340,7 +334,6 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 	}
 	m.stage("ready (restored from "+st.Key+")", m.Stages.Ready)
 	recordStart(m.cfg, "restore", name, m.Stages.Ready)
-	ok = true
 	return m, nil
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -118,10 +117,4 @@ func (l *Lock) Unlock() {
 	_ = unix.Flock(int(l.f.Fd()), unix.LOCK_UN)
 	l.f.Close()
 	l.f = nil
-}
-
-// Touch sets path's modification time to now (marks a cache entry as used).
-func Touch(path string) {
-	now := time.Now()
-	_ = os.Chtimes(path, now, now)
 }

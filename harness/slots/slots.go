@@ -320,5 +320,3 @@ func overBudget(dir string, b Budget) bool {
 	sort.Ints(slotWaiters)
 	return len(slotWaiters) > 0 && slotWaiters[0] == os.Getpid()
 }
-
-func cacheSub() (string, error) { return cache.Sub("slots") }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
 func setup(t *testing.T, vms int) {
@@ -127,7 +129,7 @@ func TestBadMaxVMs(t *testing.T) {
 }
 
 func mustSub(t *testing.T) string {
-	d, err := cacheSub()
+	d, err := cache.Sub("slots")
 	require.NoError(t, err)
 	return d
 }
