@@ -11,7 +11,7 @@ SUITES_TIMEOUT ?= 60m
 SELFTEST_TIMEOUT ?= 40m
 export VMTEST_ARTIFACTS ?= $(ARTIFACTS)
 
-.PHONY: check test setup image vet unit selftest suites vmtests bench clean
+.PHONY: check test setup image vet unit selftest suites vmtests bench record clean
 
 check: setup image suites
 
@@ -49,6 +49,14 @@ vmtests: image
 # save and restore times, and the last make test's wall time and VM counts.
 bench: image
 	VMTEST_BENCH=1 $(GO) test -count=1 -run '^TestBenchReport$$' -v -timeout 40m ./harness/selftest/
+
+# Records every check table's probe output from a booted image as
+# fixtures/<profile>/<probe>/good-<arch>.txt (only where every row reading it passed), for each
+# architecture in ARCHES. VMTEST_IMAGE records a real image's answers the same way.
+record: image
+	pids=; for a in $$(echo $(ARCHES) | tr , ' '); do \
+		VMTEST_ARCH=$$a VMTEST_RECORD=$(CURDIR)/fixtures $(GO) test -count=1 -timeout 30m -run '^TestChecks$$' $(or $(SUITES),./suites/...) & pids="$$pids $$!"; \
+	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
 
 clean:
 	rm -rf $(ARTIFACTS)

@@ -1,29 +1,26 @@
 package harness
 
 import (
-	"reflect"
+	"errors"
 	"testing"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/profile"
 )
 
-// Want returns the profile's expectation v for key, or skips the test: with the profile's
-// reason when it declares the key not promised, or naming the key when the profile is silent.
-// A check never passes on a missing expectation.
-func Want[T any](t testing.TB, m *Machine, key string, v T) T {
+// Want returns the machine's profile value for key (profile.Get: a yes/no key reads as bool):
+// the one path from a key to the value a traffic, hot-plug or reboot test compares with (table
+// checks get theirs through check.New). A key the profile lists under not_promised skips the
+// test with the profile's reason; an undeclared key or a wrong type fails it: a check never
+// passes on a missing expectation.
+func Want[T any](t testing.TB, m *Machine, key string) T {
 	t.Helper()
-	SkipUnpromised(t, m, key)
-	p := m.Profile()
-	if rv := reflect.ValueOf(v); !rv.IsValid() || rv.IsZero() || (rv.Kind() == reflect.Slice && rv.Len() == 0) {
-		t.Skipf("profile %s declares no expectation for %s", p.Name, key)
+	v, err := profile.Get[T](m.Profile(), key)
+	var np *profile.NotPromisedError
+	switch {
+	case errors.As(err, &np):
+		t.Skip(err.Error())
+	case err != nil:
+		t.Fatal(err.Error())
 	}
 	return v
-}
-
-// SkipUnpromised skips the test when the profile lists key under not_promised (with its reason).
-// For keys whose empty value is itself an expectation (an empty allow-list).
-func SkipUnpromised(t testing.TB, m *Machine, key string) {
-	t.Helper()
-	p := m.Profile()
-	if reason, ok := p.Unpromised(key); ok {
-		t.Skipf("profile %s does not promise %s: %s", p.Name, key, reason)
-	}
 }

@@ -88,14 +88,26 @@ func IntEqual(what string, want int, got string) error {
 	return nil
 }
 
-// IntRange fails unless min <= got <= max.
-func IntRange(what string, min, max int, got string) error {
+// IntAtLeast fails unless got (trimmed) is an integer >= min.
+func IntAtLeast(what string, min int, got string) error {
 	n, err := strconv.Atoi(strings.TrimSpace(got))
-	if err != nil {
-		return fmt.Errorf("%s: expected %d..%d, got %q (not an integer)", what, min, max, got)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: expected at least %d, got %q (not an integer)", what, min, got)
+	case n < min:
+		return fmt.Errorf("%s: expected at least %d, got %d", what, min, n)
 	}
-	if n < min || n > max {
-		return fmt.Errorf("%s: expected %d..%d, got %d", what, min, max, n)
+	return nil
+}
+
+// IntAtMost fails unless got (trimmed) is an integer <= max.
+func IntAtMost(what string, max int, got string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(got))
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: expected at most %d, got %q (not an integer)", what, max, got)
+	case n > max:
+		return fmt.Errorf("%s: expected at most %d, got %d", what, max, n)
 	}
 	return nil
 }

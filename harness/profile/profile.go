@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"reflect"
 	"sort"
 	"strings"
 
@@ -46,10 +47,12 @@ type Boot struct {
 type Network struct {
 	Manager string `yaml:"manager"` // the service managing the primary interface
 	// CloudInitNetworkFile is a glob for the file cloud-init renders for the primary NIC.
-	CloudInitNetworkFile string            `yaml:"cloud_init_network_file"`
-	IPv6                 *bool             `yaml:"ipv6"`    // enabled, with a link-local address
-	Sysctls              map[string]string `yaml:"sysctls"` // key -> value (sysctl -n)
-	Outbound             *bool             `yaml:"outbound"`
+	CloudInitNetworkFile string `yaml:"cloud_init_network_file"`
+	// DHCP: the primary NIC's IPv4 address is dynamic (DHCP), or (false) static.
+	DHCP     *bool             `yaml:"dhcp"`
+	IPv6     *bool             `yaml:"ipv6"`    // enabled, with a link-local address
+	Sysctls  map[string]string `yaml:"sysctls"` // key -> value (sysctl -n)
+	Outbound *bool             `yaml:"outbound"`
 }
 
 // Firewall is what the firewall suite checks.
@@ -197,6 +200,12 @@ func Parse(data []byte, src string) (*Profile, error) {
 	}
 	p.Source = src
 	p.present = present
+	// A key set to nothing ("ipv6:" or "ipv6: null") promises neither yes nor no.
+	for _, k := range Keys() {
+		if f, _ := p.field(k); present[k] && f.Kind() == reflect.Pointer && f.IsNil() {
+			return nil, fmt.Errorf("invalid profile %s: %s has no value: give it one, or list it under not_promised with the reason", src, k)
+		}
+	}
 	return &p, nil
 }
 

@@ -104,3 +104,10 @@ func TestProfileFileMustBeComplete(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "invalid profile")
 }
+
+func replaceOnce(t *testing.T, s, old, new string) string {
+	t.Helper()
+	r := strings.Replace(s, old, new, 1)
+	require.NotEqual(t, s, r, "%q not found", old)
+	return r
+}

@@ -14,18 +14,28 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
-// Commands whose output the checks read.
-const (
-	CmdWAAgentVersion = "waagent --version 2>&1"
-	CmdCloudInit      = "cloud-init status --long; echo exit=$?"
-	CmdCloudInitLog   = `sudo grep -E '\[(WARNING|ERROR|CRITICAL)\]' /var/log/cloud-init.log; true`
-	CmdSSHDConfig     = "sudo sshd -T"
-	CmdHostKeys       = "sudo sh -c 'ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_ed25519_key.pub'"
+// Probes: the commands whose output the checks read.
+var (
+	probeWAAgentVersion = check.Probe{Name: "waagent-version", Cmd: "waagent --version 2>&1"}
+	probeWAAgentUnit    = check.Probe{Name: "waagent-unit", Cmd: "systemctl is-enabled {agents.waagent_unit}; systemctl show -p Id,LoadState,ActiveState,SubState,Result,ConditionResult {agents.waagent_unit}"}
+	probeCloudInit      = check.Probe{Name: "cloud-init-status", Cmd: "cloud-init status --long; echo exit=$?"}
+	probeCloudInitLog   = check.Probe{Name: "cloud-init-log", Cmd: `sudo grep -E '\[(WARNING|ERROR|CRITICAL)\]' /var/log/cloud-init.log; true`}
+	probeSSHD           = check.Probe{Name: "sshd-T", Cmd: "sudo sshd -T"}
 )
 
-// CmdUnitState prints is-enabled and the unit's state properties.
-func CmdUnitState(unit string) string {
-	return fmt.Sprintf("systemctl is-enabled %s; systemctl show -p LoadState,ActiveState,SubState,Result,ConditionResult %s", unit, unit)
+// CmdHostKeys lists the guest's SSH host keys and prints the ed25519 one (TestUserDataApplied).
+const CmdHostKeys = "sudo sh -c 'ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_ed25519_key.pub'"
+
+// Checks are the suite's read-only checks, one per profile key.
+var Checks = check.Table{
+	check.New("agents.waagent_min_version", probeWAAgentVersion, "`waagent --version` at least this", WAAgentVersion),
+	check.New("agents.waagent_unit", probeWAAgentUnit, "the agent's unit is loaded (its file present and sound) and enabled", WAAgentUnit),
+	check.New("agents.waagent_under_qemu", probeWAAgentUnit, "the agent's state off Azure: `condition-unmet` (not started, not failed) or `active`", WAAgentUnderQEMU),
+	check.New("agents.cloud_init_datasource", probeCloudInit, "cloud-init done, no errors, from this datasource", CloudInitStatus),
+	check.New("agents.cloud_init_log_allow", probeCloudInitLog, "no WARNING/ERROR line in `cloud-init.log` outside this allow-list", CloudInitLog),
+	check.New("agents.sshd", probeSSHD, "each `sshd -T` setting that guards access takes one of its accepted values", SSHD),
+	check.New("agents.client_alive_min", probeSSHD, "`sshd -T` ClientAliveInterval at least this", ClientAliveMin),
+	check.New("agents.client_alive_max", probeSSHD, "`sshd -T` ClientAliveInterval at most this", ClientAliveMax),
 }
 
 var agentVersion = regexp.MustCompile(`WALinuxAgent-([0-9][0-9.]*)`)
@@ -64,27 +74,32 @@ func compareVersions(a, b string) int {
 	return 0
 }
 
-// WAAgentUnit checks the unit is enabled and in the predicted state: "condition-unmet" (not
-// started because its condition is false, not failed) or "active".
-func WAAgentUnit(unit, want, out string) error {
-	lines := strings.Split(strings.TrimSpace(out), "\n")
-	var errs []error
-	errs = append(errs, check.Equal(unit+" is-enabled", "enabled", strings.TrimSpace(lines[0])))
+// WAAgentUnit checks the unit is loaded (a removed or broken unit file shows "not-found",
+// "bad-setting" or "masked") and enabled.
+func WAAgentUnit(unit, out string) error {
+	enabled, _, _ := strings.Cut(strings.TrimSpace(out), "\n")
+	return check.Errors(
+		check.Equal(unit+" LoadState", "loaded", check.Field(out, "LoadState")),
+		check.Equal(unit+" is-enabled", "enabled", strings.TrimSpace(enabled)),
+	)
+}
+
+// WAAgentUnderQEMU checks the unit's state off Azure: "condition-unmet" (not started because
+// its condition is false, not failed) or "active".
+func WAAgentUnderQEMU(want, out string) error {
 	state := func(k string) string { return check.Field(out, k) }
-	// A removed or broken unit file: "not-found", "bad-setting", "masked".
-	errs = append(errs, check.Equal(unit+" LoadState", "loaded", state("LoadState")))
+	unit := state("Id")
 	switch want {
 	case "condition-unmet":
 		got := fmt.Sprintf("ActiveState=%s ConditionResult=%s Result=%s", state("ActiveState"), state("ConditionResult"), state("Result"))
 		if state("ActiveState") != "inactive" || state("ConditionResult") != "no" || state("Result") != "success" {
-			errs = append(errs, fmt.Errorf("%s under QEMU: expected \"ActiveState=inactive ConditionResult=no Result=success\" (condition unmet, not failed), got %q", unit, got))
+			return fmt.Errorf("%s under QEMU: expected \"ActiveState=inactive ConditionResult=no Result=success\" (condition unmet, not failed), got %q", unit, got)
 		}
+		return nil
 	case "active":
-		errs = append(errs, check.Equal(unit+" ActiveState", "active", state("ActiveState")))
-	default:
-		errs = append(errs, fmt.Errorf("profile: agents.waagent_under_qemu %q: use condition-unmet or active", want))
+		return check.Equal(unit+" ActiveState", "active", state("ActiveState"))
 	}
-	return check.Errors(errs...)
+	return fmt.Errorf("profile: agents.waagent_under_qemu %q: expected condition-unmet or active", want)
 }
 
 // CloudInitStatus checks `cloud-init status --long`: done, no errors, exit 0, and the datasource.
@@ -181,21 +196,27 @@ func HostKey(injected, out string) error {
 	)
 }
 
-// SSHDConfig checks `sshd -T`: each setting the profile lists takes one of its accepted values
-// (a setting sshd does not print fails too), and ClientAliveInterval is in range.
-func SSHDConfig(want map[string][]string, aliveMin, aliveMax int, out string) error {
+// sshdConfig reads `sshd -T` (lower-case keys).
+func sshdConfig(out string) map[string]string {
 	cfg := map[string]string{}
 	for _, l := range strings.Split(out, "\n") {
 		if f := strings.Fields(l); len(f) >= 2 {
 			cfg[strings.ToLower(f[0])] = f[1]
 		}
 	}
-	var errs []error
+	return cfg
+}
+
+// SSHD checks `sshd -T`: each setting the profile lists takes one of its accepted values (a
+// setting sshd does not print fails too).
+func SSHD(want map[string][]string, out string) error {
+	cfg := sshdConfig(out)
 	keys := make([]string, 0, len(want))
 	for k := range want {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	var errs []error
 	for _, k := range keys {
 		got, ok := cfg[strings.ToLower(k)]
 		if !ok {
@@ -205,8 +226,15 @@ func SSHDConfig(want map[string][]string, aliveMin, aliveMax int, out string) er
 			errs = append(errs, fmt.Errorf("sshd -T %s: expected %s, got %q", strings.ToLower(k), strings.Join(want[k], " or "), got))
 		}
 	}
-	if aliveMax > 0 {
-		errs = append(errs, check.IntRange("sshd -T clientaliveinterval", aliveMin, aliveMax, cfg["clientaliveinterval"]))
-	}
 	return check.Errors(errs...)
+}
+
+// ClientAliveMin checks ClientAliveInterval is at least min seconds.
+func ClientAliveMin(min int, out string) error {
+	return check.IntAtLeast("sshd -T clientaliveinterval", min, sshdConfig(out)["clientaliveinterval"])
+}
+
+// ClientAliveMax checks ClientAliveInterval is at most max seconds.
+func ClientAliveMax(max int, out string) error {
+	return check.IntAtMost("sshd -T clientaliveinterval", max, sshdConfig(out)["clientaliveinterval"])
 }

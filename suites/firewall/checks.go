@@ -10,20 +10,29 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
-// Commands whose output the checks read.
-const (
-	CmdFirewalldConf = "sudo sh -c 'grep -hE \"^(DefaultZone|FirewallBackend)=\" /etc/firewalld/firewalld.conf'"
-	CmdNftTables     = "sudo nft list tables"
-	CmdIptables      = "sudo iptables -S"
+// Probes: the commands whose output the checks read.
+var (
+	probeService     = check.Probe{Name: "firewall-service", Cmd: "systemctl is-active {firewall.service}"}
+	probeDefaultZone = check.Probe{Name: "firewalld-default-zone", Cmd: "sudo firewall-cmd --get-default-zone"}
+	probeZone        = check.Probe{Name: "firewalld-zone", Cmd: "sudo firewall-cmd --info-zone={firewall.default_zone}"}
+	probeConf        = check.Probe{Name: "firewalld-conf", Cmd: `sudo sh -c 'grep -hE "^(DefaultZone|FirewallBackend)=" /etc/firewalld/firewalld.conf'`}
+	probeNft         = check.Probe{Name: "nft-tables", Cmd: "sudo nft list tables"}
+	probeIptables    = check.Probe{Name: "iptables", Cmd: "sudo iptables -S"}
 )
 
-// CmdServiceActive prints is-active of a unit.
-func CmdServiceActive(unit string) string { return "systemctl is-active " + unit }
+// Checks are the suite's read-only checks, one per profile key.
+var Checks = check.Table{
+	check.New("firewall.service", probeService, "the firewall service is active", ServiceActive),
+	check.New("firewall.default_zone", probeDefaultZone, "firewalld's default zone", DefaultZone),
+	check.New("firewall.zone_target", probeZone, "the default zone's target", ZoneTarget),
+	check.New("firewall.services", probeZone, "exactly these services allowed in the default zone", ZoneServices),
+	check.New("firewall.ports", probeZone, "exactly these ports open in the default zone, and no other opening (protocols, source ports, forward ports, sources, masquerading, rich rules)", ZoneOpenings),
+	check.New("firewall.backend", probeConf, "FirewallBackend in firewalld.conf", Backend),
+	check.New("firewall.nft_table", probeNft, "firewalld's nftables table exists", NftTable),
+	check.New("firewall.iptables_rules", probeIptables, "`iptables -S` has every rule of the policy and no other inbound ACCEPT or policy", IptablesRules),
+}
 
-// CmdZoneInfo is firewall-cmd's description of a zone.
-func CmdZoneInfo(zone string) string { return "sudo firewall-cmd --info-zone=" + zone }
-
-// ServiceActive checks a unit is active.
+// ServiceActive checks `systemctl is-active` of the firewall's unit.
 func ServiceActive(unit, got string) error {
 	return check.Equal(unit+" state", "active", strings.TrimSpace(got))
 }
@@ -33,15 +42,24 @@ func DefaultZone(want, got string) error {
 	return check.Equal("firewalld default zone", want, strings.TrimSpace(got))
 }
 
-// Zone checks --info-zone: the target, exactly the promised services and ports, and nothing
-// else that lets traffic in (protocols, source ports, forward ports, sources, masquerading, rich
-// rules): a zone that also opens 8080/tcp breaks the promise as much as a wrong service does.
-func Zone(zone, wantTarget string, wantServices, wantPorts []string, info string) error {
-	what := "firewalld zone " + zone
+// ZoneTarget checks --info-zone's target.
+func ZoneTarget(want, info string) error {
+	f := zoneFields(info)
+	return check.Equal(zoneName(info)+" target", want, strings.Join(f["target"], " "))
+}
+
+// ZoneServices checks --info-zone's services: exactly the promised ones.
+func ZoneServices(want []string, info string) error {
+	return check.Set(zoneName(info)+" services", want, strings.Join(zoneFields(info)["services"], " "))
+}
+
+// ZoneOpenings checks --info-zone for exactly the promised ports and nothing else that lets
+// traffic in (protocols, source ports, forward ports, sources, masquerading, rich rules): a
+// zone that also opens 8080/tcp breaks the promise as much as a wrong service does.
+func ZoneOpenings(wantPorts []string, info string) error {
+	what := zoneName(info)
 	f := zoneFields(info)
 	errs := []error{
-		check.Equal(what+" target", wantTarget, strings.Join(f["target"], " ")),
-		check.Set(what+" services", wantServices, strings.Join(f["services"], " ")),
 		check.Set(what+" ports", wantPorts, strings.Join(f["ports"], " ")),
 		check.Equal(what+" masquerade", "no", strings.Join(f["masquerade"], " ")),
 	}
@@ -52,6 +70,15 @@ func Zone(zone, wantTarget string, wantServices, wantPorts []string, info string
 		errs = append(errs, fmt.Errorf("%s rich rules (the profile promises none): expected none, got %q", what, strings.Join(rules, "; ")))
 	}
 	return check.Errors(errs...)
+}
+
+// zoneName is "firewalld zone <name>" from --info-zone's first line.
+func zoneName(info string) string {
+	name := ""
+	if f := strings.Fields(strings.TrimSpace(info)); len(f) > 0 {
+		name = f[0]
+	}
+	return "firewalld zone " + name
 }
 
 // zoneFields parses --info-zone: "  key: a b" lines, and for the fields firewalld prints one

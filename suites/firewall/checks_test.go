@@ -7,78 +7,48 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/fixtures"
 )
 
-// publicZone is firewall-cmd --info-zone=public on the stand-in (firewalld 1.3).
-const publicZone = `public (active)
-  target: default
-  icmp-block-inversion: no
-  interfaces: enp0s5
-  sources: 
-  services: dhcpv6-client ssh
-  ports: 
-  protocols: 
-  forward: yes
-  masquerade: no
-  forward-ports: 
-  source-ports: 
-  icmp-blocks: 
-  rich rules: 
-`
-
-func TestUnitServiceActive(t *testing.T) {
-	require.NoError(t, ServiceActive("firewalld", "active\n"))
-	err := ServiceActive("firewalld", "inactive\n")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `firewalld state: expected "active", got "inactive"`)
+// Every row passes its recorded good answers and fails each recorded broken one.
+func TestUnitChecksOnRecordedAnswers(t *testing.T) {
+	fixtures.Audit(t, Checks)
 }
 
-func TestUnitDefaultZone(t *testing.T) {
-	require.NoError(t, DefaultZone("public", "public\n"))
-	err := DefaultZone("public", "trusted\n")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `expected "public", got "trusted"`)
-}
-
+// The zone's other ways in, one at a time, each named in the message.
 func TestUnitZone(t *testing.T) {
+	publicZone := fixtures.Read(t, "standin", "firewalld-zone", "good-x86_64.txt")
 	svc := []string{"ssh", "dhcpv6-client"}
-	require.NoError(t, Zone("public", "default", svc, nil, publicZone))
-	for name, c := range map[string]struct{ from, to, msg string }{
-		"target ACCEPT":  {"target: default", "target: ACCEPT", `target: expected "default", got "ACCEPT"`},
-		"extra service":  {"services: dhcpv6-client ssh", "services: dhcpv6-client mdns ssh", `services: expected "ssh dhcpv6-client", got "dhcpv6-client mdns ssh"`},
-		"ports opened":   {"ports: \n", "ports: 8080/tcp 3389/tcp\n", `ports: expected "", got "8080/tcp 3389/tcp"`},
-		"protocol":       {"protocols: \n", "protocols: gre\n", `protocols (the profile opens none): expected "", got "gre"`},
-		"masquerade":     {"masquerade: no", "masquerade: yes", `masquerade: expected "no", got "yes"`},
-		"forward port":   {"forward-ports: \n", "forward-ports: \n\tport=2222:proto=tcp:toport=22:toaddr=\n", "forward-ports"},
-		"source port":    {"source-ports: \n", "source-ports: 5353/udp\n", `source-ports (the profile opens none): expected "", got "5353/udp"`},
-		"trusted source": {"sources: \n", "sources: 10.0.0.0/8\n", `sources (the profile opens none): expected "", got "10.0.0.0/8"`},
-		"rich rule":      {"rich rules: \n", "rich rules: \n\trule family=\"ipv4\" port port=\"8080\" protocol=\"tcp\" accept\n", `rich rules (the profile promises none): expected none, got "rule family=\"ipv4\" port port=\"8080\" protocol=\"tcp\" accept"`},
+	require.NoError(t, ZoneTarget("default", publicZone))
+	require.NoError(t, ZoneServices(svc, publicZone))
+	require.NoError(t, ZoneOpenings(nil, publicZone))
+	openings := func(s string) error { return ZoneOpenings(nil, s) }
+	for name, c := range map[string]struct {
+		from, to, msg string
+		judge         func(string) error
+	}{
+		"target ACCEPT":  {"target: default", "target: ACCEPT", `firewalld zone public target: expected "default", got "ACCEPT"`, func(s string) error { return ZoneTarget("default", s) }},
+		"extra service":  {"services: dhcpv6-client ssh", "services: dhcpv6-client mdns ssh", `services: expected "ssh dhcpv6-client", got "dhcpv6-client mdns ssh"`, func(s string) error { return ZoneServices(svc, s) }},
+		"ports opened":   {"ports: \n", "ports: 8080/tcp 3389/tcp\n", `ports: expected "", got "8080/tcp 3389/tcp"`, openings},
+		"protocol":       {"protocols: \n", "protocols: gre\n", `protocols (the profile opens none): expected "", got "gre"`, openings},
+		"masquerade":     {"masquerade: no", "masquerade: yes", `masquerade: expected "no", got "yes"`, openings},
+		"forward port":   {"forward-ports: \n", "forward-ports: \n\tport=2222:proto=tcp:toport=22:toaddr=\n", "forward-ports", openings},
+		"source port":    {"source-ports: \n", "source-ports: 5353/udp\n", `source-ports (the profile opens none): expected "", got "5353/udp"`, openings},
+		"trusted source": {"sources: \n", "sources: 10.0.0.0/8\n", `sources (the profile opens none): expected "", got "10.0.0.0/8"`, openings},
+		"rich rule":      {"rich rules: \n", "rich rules: \n\trule family=\"ipv4\" port port=\"8080\" protocol=\"tcp\" accept\n", `rich rules (the profile promises none): expected none, got "rule family=\"ipv4\" port port=\"8080\" protocol=\"tcp\" accept"`, openings},
 	} {
 		t.Run(name, func(t *testing.T) {
 			broken := strings.Replace(publicZone, c.from, c.to, 1)
 			require.NotEqual(t, publicZone, broken)
-			err := Zone("public", "default", svc, nil, broken)
+			err := c.judge(broken)
 			require.Error(t, err, "a zone with %s must fail", name)
 			assert.Contains(t, err.Error(), c.msg)
 		})
 	}
 	// A port the profile lists is expected, and then required.
-	require.NoError(t, Zone("public", "default", svc, []string{"8080/tcp"}, strings.Replace(publicZone, "ports: \n", "ports: 8080/tcp\n", 1)))
-	assert.Error(t, Zone("public", "default", svc, []string{"8080/tcp"}, publicZone))
-}
-
-func TestUnitBackend(t *testing.T) {
-	require.NoError(t, Backend("nftables", "DefaultZone=public\nFirewallBackend=nftables\n"))
-	err := Backend("nftables", "FirewallBackend=iptables\n")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `expected "nftables", got "iptables"`)
-}
-
-func TestUnitNftTable(t *testing.T) {
-	require.NoError(t, NftTable("inet firewalld", "table inet firewalld\n"))
-	err := NftTable("inet firewalld", "table ip filter\n")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `expected "table inet firewalld", got "table ip filter"`)
+	require.NoError(t, ZoneOpenings([]string{"8080/tcp"}, strings.Replace(publicZone, "ports: \n", "ports: 8080/tcp\n", 1)))
+	assert.Error(t, ZoneOpenings([]string{"8080/tcp"}, publicZone))
 }
 
 func TestUnitIptablesRules(t *testing.T) {

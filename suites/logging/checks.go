@@ -9,17 +9,19 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
-// Commands whose output the checks read.
-const (
-	CmdAuditdActive = "systemctl is-active auditd"
-	CmdAuditStatus  = "sudo auditctl -s"
-	CmdJournalFiles = "cat /etc/machine-id; sudo journalctl --header | grep -E '^File [Pp]ath:'"
-)
+// Checks are the suite's read-only checks, one per profile key.
+var Checks = check.Table{
+	check.New("logging.auditd", check.Probe{Name: "audit-status", Cmd: "systemctl is-active auditd; sudo auditctl -s 2>&1"},
+		"auditd active and `auditctl -s` enabled (or, not promised: neither)", Audit),
+	check.New("logging.journal_persistent", check.Probe{Name: "journal-files", Cmd: "cat /etc/machine-id; sudo journalctl --header | grep -E '^File [Pp]ath:'"},
+		"every journal file under `/var/log/journal/<machine-id>/` (or, volatile: `/run/log/journal/`)", Journal),
+}
 
-// Audit checks the auditd promise both ways. On: auditd active and `auditctl -s` says
-// "enabled 1" (or 2, locked). Off: auditd not active and auditing not enabled (auditctl may be
-// missing altogether).
-func Audit(want bool, active, status string) error {
+// Audit checks the auditd promise both ways from auditd's state (the first line) and `auditctl
+// -s`. On: auditd active and "enabled 1" (or 2, locked). Off: auditd not active and auditing not
+// enabled (auditctl may be missing altogether).
+func Audit(want bool, out string) error {
+	active, status, _ := strings.Cut(out, "\n")
 	enabled := ""
 	for _, l := range strings.Split(status, "\n") {
 		if f := strings.Fields(l); len(f) >= 2 && f[0] == "enabled" {

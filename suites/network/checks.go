@@ -11,30 +11,49 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
-// Commands whose output the checks read.
-const (
-	// The primary interface: the first with a global IPv4 address.
-	CmdPrimaryIface = "ip -o -4 addr show scope global | awk '{print $2; exit}'"
-	CmdManagers     = "for s in systemd-networkd NetworkManager; do echo \"$s $(systemctl is-active $s)\"; done"
-	CmdDefaultRoute = "ip -o -4 route show default"
+// primary names the primary interface (the first with a global IPv4 address) as $i and prints
+// "iface=<name>" first, for the judges' messages.
+const primary = `i=$(ip -o -4 addr show scope global | awk '{print $2; exit}'); echo "iface=$i"; `
+
+// Probes: the commands whose output the checks read.
+var (
+	probeManagers = check.Probe{Name: "network-managers", Cmd: primary +
+		`for s in systemd-networkd NetworkManager; do echo "$s $(systemctl is-active $s)"; done; networkctl status --no-pager "$i" 2>&1 | grep -E '^ *State:'; true`}
+	probeAddr = check.Probe{Name: "ipv4-addresses", Cmd: primary + `ip -o -4 addr show dev "$i"`}
+	probeFile = check.Probe{Name: "cloud-init-network-file", Cmd: `for f in {network.cloud_init_network_file}; do [ -f "$f" ] && { echo "file=$f"; cat "$f"; exit 0; }; done; echo "file="`}
+	probeIPv6 = check.Probe{Name: "ipv6", Cmd: primary +
+		`sysctl -n net.ipv6.conf.all.disable_ipv6 net.ipv6.conf.$i.disable_ipv6; ip -o -6 addr show dev "$i" scope link`}
+	probeSysctls = check.Probe{Name: "network-sysctls", Cmd: "sysctl {network.sysctls}"}
 )
 
-// CmdNetworkctl is `networkctl status` of the interface (its State: line).
-func CmdNetworkctl(iface string) string { return "networkctl status --no-pager " + iface }
+// CmdDefaultRoute lists the default IPv4 routes (TestDefaultRoute: it needs an open network).
+const CmdDefaultRoute = primary + "ip -o -4 route show default"
 
-// CmdAddr lists the interface's IPv4 addresses with flags.
-func CmdAddr(iface string) string { return "ip -o -4 addr show dev " + iface }
-
-// CmdIPv6 prints disable_ipv6 for all and the interface, then its link-local addresses.
-func CmdIPv6(iface string) string {
-	return fmt.Sprintf("sysctl -n net.ipv6.conf.all.disable_ipv6 net.ipv6.conf.%s.disable_ipv6; ip -o -6 addr show dev %s scope link", iface, iface)
+// Checks are the suite's read-only checks, one per profile key.
+var Checks = check.Table{
+	check.New("network.manager", probeManagers, "the manager active, NetworkManager not; systemd-networkd sees the primary NIC `routable (configured)`", Manager),
+	check.New("network.dhcp", probeAddr, "the primary NIC's IPv4 address is dynamic (DHCP), or static", DHCP),
+	check.New("network.cloud_init_network_file", probeFile, "cloud-init rendered the NIC's networkd file with `DHCP=yes` or `ipv4` in `[Network]`", NetworkFileDHCP),
+	check.New("network.ipv6", probeIPv6, "IPv6 on (disable_ipv6=0, a link-local address) or off", IPv6),
+	check.New("network.sysctls", probeSysctls, "each network sysctl has the profile's value", Sysctls),
 }
 
-// CmdSysctls prints "key = value" for each key.
-func CmdSysctls(keys []string) string { return "sysctl " + strings.Join(keys, " ") }
+// cutIface splits "iface=<name>" off a probe's output.
+func cutIface(out string) (iface, rest string) {
+	first, rest, _ := strings.Cut(out, "\n")
+	if name, ok := strings.CutPrefix(first, "iface="); ok {
+		if name = strings.TrimSpace(name); name == "" {
+			name = "(no interface with a global IPv4 address)"
+		}
+		return name, rest
+	}
+	return "(unknown interface)", out
+}
 
-// Manager checks that want is active and NetworkManager is not (unless it is the one wanted).
+// Manager checks that want is active and NetworkManager is not (unless it is the one wanted);
+// systemd-networkd must see the primary interface routable and configured.
 func Manager(want, out string) error {
+	iface, out := cutIface(out)
 	states := map[string]string{}
 	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
 		if f := strings.Fields(l); len(f) == 2 {
@@ -48,32 +67,46 @@ func Manager(want, out string) error {
 			errs = append(errs, fmt.Errorf("%s state: expected not active (the interface belongs to %s), got %q", svc, want, st))
 		}
 	}
+	if want == "systemd-networkd" {
+		state := check.Field(out, "State")
+		if !strings.HasPrefix(state, "routable") || !strings.Contains(state, "configured") {
+			errs = append(errs, fmt.Errorf("networkctl state of %s: expected \"routable (configured)\", got %q", iface, state))
+		}
+	}
 	return check.Errors(errs...)
 }
 
-// Routable checks networkctl's view of the primary interface: routable and configured.
-func Routable(iface, status string) error {
-	state := check.Field(status, "State")
-	if !strings.HasPrefix(state, "routable") || !strings.Contains(state, "configured") {
-		return fmt.Errorf("networkctl state of %s: expected \"routable (configured)\", got %q", iface, state)
+// DHCP checks the primary interface's IPv4 address both ways: dynamic (DHCP) when promised,
+// static (no "dynamic" flag) when not.
+func DHCP(want bool, out string) error {
+	iface, addrs := cutIface(out)
+	var dynamic, any bool
+	for _, l := range strings.Split(addrs, "\n") {
+		if strings.Contains(l, " inet ") {
+			any = true
+			dynamic = dynamic || strings.Contains(l, " dynamic")
+		}
+	}
+	switch {
+	case !any:
+		return fmt.Errorf("IPv4 address of %s: expected one, got none", iface)
+	case want && !dynamic:
+		return fmt.Errorf("IPv4 address of %s: expected a dynamic (DHCP) address, got %q", iface, strings.TrimSpace(addrs))
+	case !want && dynamic:
+		return fmt.Errorf("IPv4 address of %s: expected a static address (the profile promises no DHCP), got %q", iface, strings.TrimSpace(addrs))
 	}
 	return nil
 }
 
-// DHCPAddress checks that the interface has a dynamic (DHCP) IPv4 address.
-func DHCPAddress(iface, addrs string) error {
-	for _, l := range strings.Split(addrs, "\n") {
-		if strings.Contains(l, " inet ") && strings.Contains(l, "dynamic") {
-			return nil
-		}
+// NetworkFileDHCP checks the systemd-networkd file cloud-init rendered (the first matching the
+// profile's glob) turns on IPv4 DHCP: DHCP=yes or DHCP=ipv4 in its [Network] section (DHCP=no
+// or ipv6 is a static or IPv6-only NIC, not what the image promises).
+func NetworkFileDHCP(glob, out string) error {
+	first, body, _ := strings.Cut(out, "\n")
+	path := strings.TrimSpace(strings.TrimPrefix(first, "file="))
+	if path == "" {
+		return fmt.Errorf("cloud-init's network file: expected a file matching %s, got none", glob)
 	}
-	return fmt.Errorf("IPv4 address of %s: expected a dynamic (DHCP) address, got %q", iface, strings.TrimSpace(addrs))
-}
-
-// NetworkFileDHCP checks that the systemd-networkd file cloud-init rendered turns on IPv4
-// DHCP: DHCP=yes or DHCP=ipv4 in its [Network] section (DHCP=no or ipv6 is a static or
-// IPv6-only NIC, not what the image promises).
-func NetworkFileDHCP(path, body string) error {
 	section, value := "", ""
 	for _, l := range strings.Split(body, "\n") {
 		l = strings.TrimSpace(l)
@@ -94,8 +127,9 @@ func NetworkFileDHCP(path, body string) error {
 	return fmt.Errorf("cloud-init's network file %s: expected DHCP=yes or DHCP=ipv4 in [Network], got %s", path, value)
 }
 
-// DefaultRoute checks there is a default IPv4 route via the interface.
-func DefaultRoute(iface, routes string) error {
+// DefaultRoute checks there is a default IPv4 route via the primary interface.
+func DefaultRoute(out string) error {
+	iface, routes := cutIface(out)
 	if !strings.Contains(routes, "default via ") || !strings.Contains(routes, " dev "+iface) {
 		return fmt.Errorf("default route: expected \"default via <gateway> dev %s\", got %q", iface, strings.TrimSpace(routes))
 	}
@@ -104,7 +138,8 @@ func DefaultRoute(iface, routes string) error {
 
 // IPv6 checks the promise both ways. Enabled: disable_ipv6 = 0 (all and the interface) and a
 // link-local address. Disabled: disable_ipv6 = 1 on both and no IPv6 address at all.
-func IPv6(enabled bool, iface, out string) error {
+func IPv6(enabled bool, out string) error {
+	iface, out := cutIface(out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) < 2 {
 		return fmt.Errorf("IPv6 on %s: expected disable_ipv6 values, got %q", iface, out)
@@ -149,10 +184,15 @@ func Sysctls(want map[string]string, out string) error {
 	return check.Errors(errs...)
 }
 
-// Outbound checks that the guest received token from the host-side listener.
-func Outbound(token, got string, exit int) error {
-	if exit != 0 || strings.TrimSpace(got) != token {
+// Outbound checks the promise both ways: the guest read token from the host-side listener, or
+// (no outbound promised) it could not.
+func Outbound(want bool, token, got string, exit int) error {
+	reached := exit == 0 && strings.TrimSpace(got) == token
+	switch {
+	case want && !reached:
 		return fmt.Errorf("outbound TCP from the guest: expected to read %q from the host's listener, got %q (exit %d)", token, strings.TrimSpace(got), exit)
+	case !want && reached:
+		return fmt.Errorf("outbound TCP from the guest: expected blocked (the profile promises no outbound), got %q from the host's listener", token)
 	}
 	return nil
 }

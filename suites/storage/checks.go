@@ -10,10 +10,10 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
-// Commands whose output the checks read.
-const (
-	CmdSwaps = "cat /proc/swaps"
-)
+// Checks are the suite's read-only checks, one per profile key.
+var Checks = check.Table{
+	check.New("storage.swap", check.Probe{Name: "swaps", Cmd: "cat /proc/swaps"}, "swap active (or none) on the OS disk (`/proc/swaps`)", NoSwap),
+}
 
 // CmdFindDisk waits up to 60 s for the disk with serial to appear and prints its name.
 func CmdFindDisk(serial string) string {

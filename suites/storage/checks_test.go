@@ -6,14 +6,19 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/fixtures"
 )
 
-func TestUnitNoSwap(t *testing.T) {
-	header := "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n"
-	require.NoError(t, NoSwap(false, header))
-	err := NoSwap(false, header+"/swapfile                               file\t\t1048572\t\t0\t\t-2\n")
-	require.Error(t, err)
-	assert.Contains(t, err.Error(), `expected none on the OS disk, got "/swapfile"`)
+// Every row passes its recorded good answers and fails each recorded broken one
+// (fixtures/<profile>/<probe>/). No VM.
+func TestUnitChecksOnRecordedAnswers(t *testing.T) {
+	fixtures.Audit(t, Checks)
+}
+
+func TestUnitSwapPromised(t *testing.T) {
+	none := fixtures.Read(t, "standin", "swaps", "good-x86_64.txt")
+	assert.ErrorContains(t, NoSwap(true, none), "swap: expected some, got none")
 }
 
 func TestUnitDisk(t *testing.T) {

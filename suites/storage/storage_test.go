@@ -17,21 +17,12 @@ var vm = harness.NewShared()
 
 func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
 
-func TestRootFilesystem(t *testing.T) {
-	m := vm.Machine(t)
-	want := harness.Want(t, m, "boot.root_fs", m.Profile().Boot.RootFS)
-	require.NoError(t, Mounted("/", want, m.MustRun(t, "findmnt -n -o SOURCE,FSTYPE /")))
-}
-
-func TestNoSwapOnOSDisk(t *testing.T) {
-	m := vm.Machine(t)
-	want := harness.Want(t, m, "storage.swap", m.Profile().Storage.Swap)
-	require.NoError(t, NoSwap(*want, m.MustRun(t, CmdSwaps)))
-}
+// TestChecks runs the read-only checks (Checks): one subtest per profile key.
+func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 
 func TestHotplugDisks(t *testing.T) {
 	m := vm.Machine(t)
-	buses := harness.Want(t, m, "storage.hotplug_buses", m.Profile().Storage.HotplugBuses)
+	buses := harness.Want[[]string](t, m, "storage.hotplug_buses")
 	for _, bus := range buses {
 		t.Run(bus, func(t *testing.T) {
 			serial := "hp" + strings.ReplaceAll(bus, "-", "")
@@ -52,7 +43,7 @@ func TestHotplugDisks(t *testing.T) {
 // found intact after a reboot.
 func TestFilesystemsSurviveReboot(t *testing.T) {
 	m := vm.Machine(t)
-	fss := harness.Want(t, m, "storage.filesystems", m.Profile().Storage.Filesystems)
+	fss := harness.Want[[]string](t, m, "storage.filesystems")
 	const serial = "fsdata"
 	m.AttachDisk(t, serial, harness.BusVirtio, 400*len(fss)+16)
 	t.Cleanup(func() {
@@ -95,10 +86,9 @@ func TestFilesystemsSurviveReboot(t *testing.T) {
 
 func TestNVMeTimeoutRule(t *testing.T) {
 	m := vm.Machine(t)
-	st := m.Profile().Storage
-	rule := harness.Want(t, m, "storage.nvme_rule", st.NVMeRule)
-	model := harness.Want(t, m, "storage.nvme_model", st.NVMeModel)
-	timeout := harness.Want(t, m, "storage.nvme_timeout_ms", st.NVMeTimeoutMS)
+	rule := harness.Want[string](t, m, "storage.nvme_rule")
+	model := harness.Want[string](t, m, "storage.nvme_model")
+	timeout := harness.Want[int](t, m, "storage.nvme_timeout_ms")
 	content, code := m.Output(t, "cat "+rule)
 	require.Equal(t, 0, code, "NVMe timeout rule: expected %s, got none", rule)
 	require.NoError(t, NVMeRule(rule, model, timeout, content))

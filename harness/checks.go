@@ -1,0 +1,101 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+)
+
+// Check runs a suite's table of read-only checks on m: every probe a promised row needs, once,
+// in one SSH session; then each row as a subtest named after its profile key, which skips with
+// the profile's reason when the key is not promised. A failing row's message names the expected
+// and the actual value; the probe's exit code and stderr follow when they say more.
+//
+// With VMTEST_RECORD=<folder> (make record) each probe's output is also saved as
+// <folder>/<profile>/<probe>/good-<arch>.txt when every row that reads it passed.
+func Check(t *testing.T, m *Machine, table check.Table) {
+	t.Helper()
+	if err := table.Validate(); err != nil {
+		t.Fatalf("check table: %v", err)
+	}
+	p := m.Profile()
+	var lines []string
+	index := map[string]int{}
+	for _, r := range table {
+		if r.Skip(p) != "" {
+			continue
+		}
+		line, err := r.Probe.Command(p)
+		if err != nil {
+			t.Fatalf("check %s: %v", r.Key, err)
+		}
+		if _, ok := index[r.Probe.Name]; !ok {
+			index[r.Probe.Name] = len(lines)
+			lines = append(lines, line)
+		}
+	}
+	var res []ssh.Result
+	if len(lines) > 0 {
+		ctx, cancel := context.WithTimeout(t.Context(), DefaultCommandTimeout)
+		var err error
+		res, err = m.RunAll(ctx, lines...)
+		cancel()
+		if err != nil {
+			t.Fatalf("running the checks' probes: %v", err)
+		}
+	}
+	passed := map[string]bool{}
+	for _, r := range table {
+		t.Run(r.Key, func(t *testing.T) {
+			if why := r.Skip(p); why != "" {
+				t.Skip(why)
+			}
+			i := index[r.Probe.Name]
+			out := string(res[i].Stdout)
+			if err := r.Judge(p, out); err != nil {
+				t.Errorf("%v\n(probe %s: `%s`%s)", err, r.Probe.Name, lines[i], probeNote(res[i]))
+				passed[r.Probe.Name+"\x00fail"] = true
+				return
+			}
+			passed[r.Probe.Name] = true
+		})
+	}
+	if dir := os.Getenv("VMTEST_RECORD"); dir != "" {
+		for name, i := range index {
+			if !passed[name] || passed[name+"\x00fail"] {
+				t.Logf("record: probe %s not saved: a row reading it failed or did not run", name)
+				continue
+			}
+			f := filepath.Join(dir, p.Name, name, "good-"+m.Arch().Name+".txt")
+			if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(f, res[i].Stdout, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func probeNote(r ssh.Result) string {
+	var s []string
+	if r.ExitCode != 0 {
+		s = append(s, fmt.Sprintf("exit %d", r.ExitCode))
+	}
+	if e := strings.TrimSpace(string(r.Stderr)); e != "" {
+		if len(e) > 500 {
+			e = e[:500] + "…"
+		}
+		s = append(s, "stderr: "+e)
+	}
+	if len(s) == 0 {
+		return ""
+	}
+	return "; " + strings.Join(s, "; ")
+}

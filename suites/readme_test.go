@@ -1,0 +1,80 @@
+package suites_test
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
+	"github.com/azl-vmtest/azl-vmtest/suites/agents"
+	"github.com/azl-vmtest/azl-vmtest/suites/boot"
+	"github.com/azl-vmtest/azl-vmtest/suites/firewall"
+	"github.com/azl-vmtest/azl-vmtest/suites/logging"
+	"github.com/azl-vmtest/azl-vmtest/suites/network"
+	"github.com/azl-vmtest/azl-vmtest/suites/storage"
+)
+
+// tables are every suite's read-only checks, in the README's order.
+var tables = []struct {
+	suite string
+	table check.Table
+}{
+	{"boot", boot.Checks}, {"network", network.Checks}, {"firewall", firewall.Checks},
+	{"storage", storage.Checks}, {"logging", logging.Checks}, {"agents", agents.Checks},
+}
+
+const begin, end = "<!-- check tables: begin (generated: VMTEST_UPDATE_README=1 go test ./suites/ -run Readme) -->\n", "<!-- check tables: end -->\n"
+
+// checkList is the README's list of table checks, made from the tables themselves.
+func checkList() string {
+	var b strings.Builder
+	b.WriteString("| suite | profile key (`TestChecks/<key>`) | probe | what it checks |\n|---|---|---|---|\n")
+	for _, s := range tables {
+		for _, r := range s.table {
+			fmt.Fprintf(&b, "| %s | `%s` | `%s` | %s |\n", s.suite, r.Key, r.Probe.Name, r.Doc)
+		}
+	}
+	return b.String()
+}
+
+// TestUnitReadmeListsEveryCheck: the README's list of table checks is the tables', and every
+// code test of a suite (traffic, hot-plug, reboot) is listed by name.
+func TestUnitReadmeListsEveryCheck(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	require.NoError(t, err)
+	text := string(readme)
+	i, j := strings.Index(text, begin), strings.Index(text, end)
+	require.True(t, i >= 0 && j > i, "README.md: the check tables' markers are missing")
+	want := text[:i+len(begin)] + checkList() + text[j:]
+	if os.Getenv("VMTEST_UPDATE_README") == "1" {
+		require.NoError(t, os.WriteFile("../README.md", []byte(want), 0o644))
+		return
+	}
+	assert.Equal(t, want, text, "README.md's check list differs from the tables: run VMTEST_UPDATE_README=1 go test ./suites/ -run Readme")
+
+	files, err := filepath.Glob("*/*_test.go")
+	require.NoError(t, err)
+	for _, f := range files {
+		af, err := parser.ParseFile(token.NewFileSet(), f, nil, 0)
+		require.NoError(t, err)
+		for _, d := range af.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || !strings.HasPrefix(fn.Name.Name, "Test") {
+				continue
+			}
+			name := fn.Name.Name
+			if name == "TestMain" || name == "TestChecks" || strings.HasPrefix(name, "TestUnit") {
+				continue
+			}
+			assert.Contains(t, text, "| "+filepath.Dir(f)+" | `"+name+"` |", "README.md does not list %s's %s", filepath.Dir(f), name)
+		}
+	}
+}
