@@ -20,6 +20,9 @@ const hostServicePort = 9000
 var (
 	hostToken = fmt.Sprintf("azl-vmtest-host-%d", time.Now().UnixNano())
 	vm        *harness.Shared
+	// opts are the package's VM options: the shared VM's, and (same saved state) those of the
+	// test that opens a port in its own VM.
+	opts []harness.Option
 )
 
 func TestMain(m *testing.M) {
@@ -28,7 +31,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	vm = harness.NewShared(harness.WithForward(unlistedPort, 0), harness.WithHostService(hostServicePort, addr))
+	opts = []harness.Option{harness.WithForward(unlistedPort, 0), harness.WithHostService(hostServicePort, addr)}
+	vm = harness.NewShared(opts...)
 	code := vm.Main(m)
 	stop()
 	os.Exit(code)
@@ -42,14 +46,13 @@ func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 // reaches it, which shows the probe tells the two apart. A profile that promises no blocking
 // gets the opposite check: the listener is reachable without opening anything.
 func TestUnlistedPortBlockedUntilOpened(t *testing.T) {
-	m := vm.Machine(t)
-	blocks := harness.Want[bool](t, m, "firewall.blocks_unlisted_inbound")
-	svc := harness.Want[string](t, m, "firewall.service")
+	blocks := harness.Want[bool](t, vm.Machine(t), "firewall.blocks_unlisted_inbound")
+	svc := harness.Want[string](t, vm.Machine(t), "firewall.service")
+	m := harness.Boot(t, opts...) // its own VM: the test opens a port
 	probe := m.InstallProbe(t)
 	token := fmt.Sprintf("azl-vmtest-guest-%d", time.Now().UnixNano())
 	unit := "vmtest-listen-" + fmt.Sprint(unlistedPort)
 	m.MustRun(t, fmt.Sprintf("sudo systemd-run --unit=%s --collect %s listen %d %s 900", unit, probe, unlistedPort, token))
-	t.Cleanup(func() { m.Output(t, "sudo systemctl stop "+unit) })
 	// The listener answers inside the guest (loopback is never filtered).
 	local, code := m.Output(t, fmt.Sprintf("for i in $(seq 50); do %s connect 127.0.0.1:%d 2 && exit 0; sleep 0.2; done; exit 1", probe, unlistedPort))
 	require.Equal(t, 0, code, "the guest's own listener did not answer on 127.0.0.1:%d", unlistedPort)
@@ -65,13 +68,11 @@ func TestUnlistedPortBlockedUntilOpened(t *testing.T) {
 	_, err = m.HandshakeTime(t.Context())
 	require.NoError(t, err, "SSH must stay reachable from outside")
 
-	open, closeCmd := fmt.Sprintf("sudo firewall-cmd --add-port=%d/tcp", unlistedPort), fmt.Sprintf("sudo firewall-cmd --remove-port=%d/tcp", unlistedPort)
+	open := fmt.Sprintf("sudo firewall-cmd --add-port=%d/tcp", unlistedPort)
 	if svc == "iptables" {
-		rule := fmt.Sprintf("INPUT -p tcp --dport %d -j ACCEPT", unlistedPort)
-		open, closeCmd = "sudo iptables -I "+rule, "sudo iptables -D "+rule
+		open = fmt.Sprintf("sudo iptables -I INPUT -p tcp --dport %d -j ACCEPT", unlistedPort)
 	}
 	m.MustRun(t, open)
-	t.Cleanup(func() { m.Output(t, closeCmd) })
 	got, err = harness.ReadLine(outside, 10*time.Second)
 	require.NoError(t, Reached(unlistedPort, Reachability{Token: token, Got: got, Err: err}))
 }

@@ -19,16 +19,15 @@ func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
 func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 
 func TestAuditWatchRuleRecordsEvent(t *testing.T) {
-	m := vm.Machine(t)
-	if !harness.Want[bool](t, m, "logging.auditd") {
+	if !harness.Want[bool](t, vm.Machine(t), "logging.auditd") {
 		t.Skip("the profile promises no auditd: no watch rule can record (TestChecks/logging.auditd checks that auditing is off)")
 	}
+	m := harness.Boot(t) // its own VM: the test adds a watch rule
 	n := time.Now().UnixNano()
 	path, key := fmt.Sprintf("/var/tmp/vmtest-audit-%d", n), fmt.Sprintf("vmtest%d", n)
 	// Watch an existing file, then write to it and change its attributes.
 	m.MustRun(t, "touch "+path)
 	m.MustRun(t, fmt.Sprintf("sudo auditctl -w %s -p wa -k %s", path, key))
-	t.Cleanup(func() { m.Output(t, fmt.Sprintf("sudo auditctl -W %s -p wa -k %s; rm -f %s", path, key, path)) })
 	m.MustRun(t, fmt.Sprintf("echo azl-vmtest >> %s && chmod 0600 %s", path, path))
 	// auditd writes asynchronously: look for up to 15 s. --input-logs: without a terminal on
 	// stdin ausearch reads stdin instead of the logs.
@@ -36,10 +35,11 @@ func TestAuditWatchRuleRecordsEvent(t *testing.T) {
 	require.NoError(t, AuditEvent(key, path, code, out))
 }
 
-// TestJournalSurvivesReboot reboots the package's VM, so it runs last.
+// TestJournalSurvivesReboot: a marker logged before a reboot is in the previous boot's journal
+// (persistent), or is not (volatile).
 func TestJournalSurvivesReboot(t *testing.T) {
-	m := vm.Machine(t)
-	want := harness.Want[bool](t, m, "logging.journal_persistent")
+	want := harness.Want[bool](t, vm.Machine(t), "logging.journal_persistent")
+	m := harness.Boot(t) // its own VM: the test reboots it
 	marker := fmt.Sprintf("azl-vmtest-marker-%d", time.Now().UnixNano())
 	m.MustRun(t, "logger -t azl-vmtest "+marker+" && sudo journalctl --sync")
 	m.Reboot(t)

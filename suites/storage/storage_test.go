@@ -12,7 +12,8 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness"
 )
 
-// One VM for the package; tests that attach disks detach them again.
+// One VM for the package's read-only checks; each test that changes the guest (hot-plugged
+// disks, fstab, a reboot) restores its own.
 var vm = harness.NewShared()
 
 func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
@@ -21,8 +22,8 @@ func TestMain(m *testing.M) { os.Exit(vm.Main(m)) }
 func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 
 func TestHotplugDisks(t *testing.T) {
-	m := vm.Machine(t)
-	buses := harness.Want[[]string](t, m, "storage.hotplug_buses")
+	buses := harness.Want[[]string](t, vm.Machine(t), "storage.hotplug_buses")
+	m := harness.Boot(t)
 	for _, bus := range buses {
 		t.Run(bus, func(t *testing.T) {
 			serial := "hp" + strings.ReplaceAll(bus, "-", "")
@@ -42,14 +43,10 @@ func TestHotplugDisks(t *testing.T) {
 // disk is created, mounted, written with fsync, checksummed, remounted, listed in fstab, and
 // found intact after a reboot.
 func TestFilesystemsSurviveReboot(t *testing.T) {
-	m := vm.Machine(t)
-	fss := harness.Want[[]string](t, m, "storage.filesystems")
+	fss := harness.Want[[]string](t, vm.Machine(t), "storage.filesystems")
+	m := harness.Boot(t)
 	const serial = "fsdata"
 	m.AttachDisk(t, serial, harness.BusVirtio, 400*len(fss)+16)
-	t.Cleanup(func() {
-		m.Output(t, "sudo sed -i '/vmtest-fs-/d' /etc/fstab; for d in /mnt/vmtest-fs-*; do sudo umount $d; done")
-		m.DetachDisk(t, serial)
-	})
 	out, code := m.Output(t, CmdFindDisk(serial))
 	require.NoError(t, DiskAppeared(serial, harness.BusVirtio, code, out))
 	disk := "/dev/" + strings.TrimSpace(out)
@@ -85,10 +82,10 @@ func TestFilesystemsSurviveReboot(t *testing.T) {
 }
 
 func TestNVMeTimeoutRule(t *testing.T) {
-	m := vm.Machine(t)
-	rule := harness.Want[string](t, m, "storage.nvme_rule")
-	model := harness.Want[string](t, m, "storage.nvme_model")
-	timeout := harness.Want[int](t, m, "storage.nvme_timeout_ms")
+	rule := harness.Want[string](t, vm.Machine(t), "storage.nvme_rule")
+	model := harness.Want[string](t, vm.Machine(t), "storage.nvme_model")
+	timeout := harness.Want[int](t, vm.Machine(t), "storage.nvme_timeout_ms")
+	m := harness.Boot(t)
 	content, code := m.Output(t, "cat "+rule)
 	require.Equal(t, 0, code, "NVMe timeout rule: expected %s, got none", rule)
 	require.NoError(t, NVMeRule(rule, model, timeout, content))
@@ -109,7 +106,6 @@ func TestNVMeTimeoutRule(t *testing.T) {
 	}
 	local := "/run/udev/rules.d/" + path.Base(rule)
 	m.MustRun(t, fmt.Sprintf("sudo mkdir -p /run/udev/rules.d && sed 's|ENV{ID_MODEL}==\"%s\"|ENV{ID_MODEL}==\"%s\"|' %s | sudo tee %s >/dev/null", model, diskModel, rule, local))
-	t.Cleanup(func() { m.Output(t, "sudo rm -f "+local+" && sudo udevadm control --reload") })
 	copyRule := m.MustRun(t, "cat "+local)
 	require.NoError(t, NVMeRule(local, diskModel, timeout, copyRule), "the rule's copy for QEMU's model")
 	m.MustRun(t, "sudo udevadm control --reload && sudo udevadm trigger --action=change --settle /sys/block/"+name)
