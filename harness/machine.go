@@ -21,7 +21,6 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
 	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
-	"github.com/azl-vmtest/azl-vmtest/harness/qmp"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 )
@@ -318,9 +317,6 @@ func (m *Machine) Restored() (key string, ok bool) { return m.restoredFrom, m.re
 // a machine restored from (or saved into) a saved state; "" for a plain boot.
 func (m *Machine) InstanceID() string { return m.instanceID }
 
-// Name is the machine's name (the test's).
-func (m *Machine) Name() string { return m.name }
-
 // Profile is what this guest's OS release promises.
 func (m *Machine) Profile() *profile.Profile { return m.profile }
 
@@ -329,9 +325,6 @@ func (m *Machine) Arch() arch.Arch { return m.cfg.Arch }
 
 // Console is the guest's serial console.
 func (m *Machine) Console() *console.Recorder { return m.console }
-
-// QMP is the QEMU monitor.
-func (m *Machine) QMP() *qmp.Monitor { return m.inst.QMP }
 
 // Instance is the QEMU process.
 func (m *Machine) Instance() *qemu.Instance { return m.inst }

@@ -343,19 +343,6 @@ func (i *Instance) Stop(grace time.Duration) {
 	i.QMP.Close()
 }
 
-// PowerDown sends an ACPI power button press (graceful shutdown) and waits for QEMU to exit.
-func (i *Instance) PowerDown(ctx context.Context) error {
-	if err := i.QMP.Run(ctx, "system_powerdown", nil, nil); err != nil {
-		return err
-	}
-	select {
-	case <-i.exited:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("guest did not power off: %w", ctx.Err())
-	}
-}
-
 // HotplugPortPrefix names the empty PCIe root ports: hot-plugged devices go on
 // "<prefix><n>".
 const HotplugPortPrefix = "hotplug"
