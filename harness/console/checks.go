@@ -32,6 +32,8 @@ var Checks = []Check{
 	{Name: "segfault", Pattern: regexp.MustCompile(`segfault at [0-9a-f]+ ip `)},
 	{Name: "emergency shell", Pattern: regexp.MustCompile(`You are in emergency mode|Give root password for maintenance|Dropping to a shell!`), Fatal: true,
 		Hint: "the guest could not reach its default target (root filesystem, fstab or a failed required unit)"},
+	{Name: "root filesystem not found", Pattern: regexp.MustCompile(`Gave up waiting for root (file system )?device|Failed to mount \S+ as root|VFS: Unable to mount root fs|^\(initramfs\) |dracut-emergency|dracut:/# |Warning: /dev/\S+ does not exist`), Fatal: true,
+		Hint: "the initramfs could not find or mount the root filesystem: a truncated or corrupt image, a missing storage driver, or a wrong root= argument"},
 	{Name: "systemd ordering cycle", Pattern: regexp.MustCompile(`Found ordering cycle|to break ordering cycle`)},
 	{Name: "no bootable device", Pattern: regexp.MustCompile(`No bootable option or device was found|No bootable device|Boot Failed\.|UEFI Interactive Shell`), Fatal: true,
 		Hint: "the firmware found nothing to boot: is the image bootable with UEFI, and built for this architecture (VMTEST_ARCH)?"},

@@ -2,8 +2,10 @@ package console
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,19 +15,20 @@ import (
 
 // Recorded console lines, one per check, and lines that must not match.
 var bad = map[string]string{
-	"kernel panic":           "[   12.345678] Kernel panic - not syncing: sysrq triggered crash",
-	"oops":                   "[    3.100000] Oops: general protection fault, probably for non-canonical address 0xdead: 0000 [#1] PREEMPT SMP NOPTI",
-	"kernel BUG":             "[    5.000000] BUG: kernel NULL pointer dereference, address: 0000000000000008",
-	"kernel warning":         "[    7.000000] WARNING: CPU: 1 PID: 245 at drivers/gpu/drm/drm_atomic.c:100 foo+0x10/0x20",
-	"call trace":             "[    7.100000] Call Trace:",
-	"soft lockup":            "[   60.000000] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]",
-	"hard lockup":            "[   61.000000] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
-	"hung task":              "[  242.000000] INFO: task kworker/0:1:12 blocked for more than 120 seconds.",
-	"segfault":               "[   20.000000] python3[812]: segfault at 0 ip 00007f0000000000 sp 00007ffc00000000 error 4 in libc.so.6",
-	"emergency shell":        "You are in emergency mode. After logging in, type \"journalctl -xb\" to view",
-	"systemd ordering cycle": "[    2.000000] systemd[1]: cloud-init.service: Found ordering cycle on network-pre.target/start",
-	"no bootable device":     "BdsDxe: No bootable option or device was found.",
-	"boot loader rescue":     "grub rescue> ",
+	"kernel panic":              "[   12.345678] Kernel panic - not syncing: sysrq triggered crash",
+	"oops":                      "[    3.100000] Oops: general protection fault, probably for non-canonical address 0xdead: 0000 [#1] PREEMPT SMP NOPTI",
+	"kernel BUG":                "[    5.000000] BUG: kernel NULL pointer dereference, address: 0000000000000008",
+	"kernel warning":            "[    7.000000] WARNING: CPU: 1 PID: 245 at drivers/gpu/drm/drm_atomic.c:100 foo+0x10/0x20",
+	"call trace":                "[    7.100000] Call Trace:",
+	"soft lockup":               "[   60.000000] watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [swapper/0:1]",
+	"hard lockup":               "[   61.000000] NMI watchdog: Watchdog detected hard LOCKUP on cpu 1",
+	"hung task":                 "[  242.000000] INFO: task kworker/0:1:12 blocked for more than 120 seconds.",
+	"segfault":                  "[   20.000000] python3[812]: segfault at 0 ip 00007f0000000000 sp 00007ffc00000000 error 4 in libc.so.6",
+	"emergency shell":           "You are in emergency mode. After logging in, type \"journalctl -xb\" to view",
+	"root filesystem not found": "Gave up waiting for root file system device.  Common problems:",
+	"systemd ordering cycle":    "[    2.000000] systemd[1]: cloud-init.service: Found ordering cycle on network-pre.target/start",
+	"no bootable device":        "BdsDxe: No bootable option or device was found.",
+	"boot loader rescue":        "grub rescue> ",
 }
 
 var good = []string{
@@ -96,4 +99,67 @@ func TestRecorderPromptWithoutNewlineIsFatal(t *testing.T) {
 		t.Fatal("grub rescue prompt did not trip Fatal")
 	}
 	assert.Contains(t, r.FatalError().Error(), "GRUB could not find")
+}
+
+// QEMU writes the serial port a byte at a time: a megabyte without a newline, and 100,000
+// short lines, must cost linear time and bounded memory (a quadratic recorder took 19 s for
+// 16 KiB and blocked Dead(), Run and the SSH wait meanwhile).
+func TestRecorderIsLinearAndBounded(t *testing.T) {
+	r, err := NewRecorder(filepath.Join(t.TempDir(), "console.log"))
+	require.NoError(t, err)
+	defer r.Close()
+	start := time.Now()
+	b := []byte{'A'}
+	for i := 0; i < 1<<20; i++ { // 1 MiB, byte by byte, no newline (quadratic: hours)
+		_, _ = r.Write(b)
+	}
+	assert.Less(t, time.Since(start), 20*time.Second, "1 MiB without a newline")
+	assert.Equal(t, 1<<20/MaxLine, r.Len(), "a line that never ends is cut every MaxLine bytes")
+
+	start = time.Now()
+	line := []byte("[    1.000000] systemd[1]: Started something.\n")
+	for i := 0; i < 100_000; i++ {
+		_, _ = r.Write(line)
+	}
+	assert.Less(t, time.Since(start), 20*time.Second, "100,000 lines")
+	assert.Equal(t, 1<<20/MaxLine+100_000, r.Len(), "Len counts every line")
+	kept := r.Lines(0)
+	assert.LessOrEqual(t, len(kept), KeepLines, "memory keeps a bounded tail")
+	assert.Equal(t, r.Len(), kept[len(kept)-1].N, "line numbers stay absolute")
+	assert.Len(t, r.Lines(r.Len()-3), 3)
+	_, err = r.WaitFor(context.Background(), 0, regexp.MustCompile(`Started something`))
+	require.NoError(t, err, "WaitFor from a dropped line starts at the oldest kept one")
+	info, err := os.Stat(filepath.Join(filepath.Dir(r.file.Name()), "console.log"))
+	require.NoError(t, err)
+	assert.Equal(t, int64(1<<20+100_000*len(line)), info.Size(), "the file keeps everything")
+}
+
+// The initramfs's own prompts and messages when the root filesystem is missing (a truncated
+// image booted to "(initramfs)" and waited the whole boot timeout).
+func TestRootNotFoundIsFatal(t *testing.T) {
+	for _, l := range []string{
+		"(initramfs) ",
+		"dracut:/# ",
+		"[  190.1] dracut-initqueue[312]: Warning: /dev/disk/by-uuid/cab7 does not exist",
+		"Failed to mount /dev/vda2 as root file system.",
+		"[    2.0] VFS: Unable to mount root fs on unknown-block(0,0)",
+	} {
+		r, err := NewRecorder(filepath.Join(t.TempDir(), "console.log"))
+		require.NoError(t, err)
+		_, _ = r.Write([]byte(l))
+		select {
+		case <-r.Fatal():
+			assert.Contains(t, r.FatalError().Error(), "could not find or mount the root filesystem", l)
+		default:
+			if !strings.HasSuffix(l, " ") {
+				_, _ = r.Write([]byte("\n"))
+			}
+			select {
+			case <-r.Fatal():
+			default:
+				t.Errorf("%q is not fatal", l)
+			}
+		}
+		r.Close()
+	}
 }

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,17 +10,30 @@ import (
 	"sync"
 )
 
-// Recorder is the io.Writer QEMU's serial console goes to: it keeps a file, the lines, and tells
-// waiters about matches as they happen (nothing polls).
+// Recorder is the io.Writer QEMU's serial console goes to: it keeps a file (everything), the
+// last KeepLines lines in memory, and tells waiters about matches as they happen (nothing
+// polls). Its cost is linear in the output: QEMU writes a byte at a time, and a line without a
+// newline is cut at MaxLine bytes.
 type Recorder struct {
 	mu      sync.Mutex
 	file    *os.File
-	lines   []Line
+	lines   []Line // the last KeepLines lines
+	total   int    // lines so far (lines[0] is line total-len(lines)+1)
 	partial []byte
 	changed chan struct{} // closed and replaced on every new line
 	fatal   chan struct{}
 	fatalAt *Hit
 }
+
+const (
+	// KeepLines is how many console lines stay in memory (the file keeps all).
+	KeepLines = 20000
+	// MaxLine cuts a line that never ends (a runaway guest) into pieces of this size.
+	MaxLine = 4096
+	// promptMax: an unfinished line is checked for a fatal prompt (grub rescue>, (initramfs))
+	// only while it is this short; prompts are.
+	promptMax = 256
+)
 
 // NewRecorder writes the console to path as well.
 func NewRecorder(path string) (*Recorder, error) {
@@ -34,37 +48,69 @@ func NewRecorder(path string) (*Recorder, error) {
 func (r *Recorder) Write(p []byte) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	n := len(p)
 	if r.file != nil {
 		_, _ = r.file.Write(p)
 	}
-	r.partial = append(r.partial, p...)
 	added := false
-	for {
-		i := strings.IndexByte(string(r.partial), '\n')
-		if i < 0 {
-			break
+	for len(p) > 0 {
+		i := bytes.IndexByte(p, '\n')
+		chunk := p
+		if i >= 0 {
+			chunk = p[:i]
 		}
-		r.addLine(string(r.partial[:i]))
-		r.partial = r.partial[i+1:]
-		added = true
+		if room := MaxLine - len(r.partial); len(chunk) > room {
+			chunk = chunk[:room]
+			i = -1
+		}
+		r.partial = append(r.partial, chunk...)
+		p = p[len(chunk):]
+		switch {
+		case i >= 0: // a line ended
+			p = p[1:]
+			fallthrough
+		case len(r.partial) >= MaxLine: // a line too long: cut it
+			r.addLine(string(r.partial))
+			r.partial = r.partial[:0]
+			added = true
+		}
 	}
-	// A prompt (grub rescue>, login:) has no newline: look at the partial line too.
-	if !added && len(r.partial) > 0 && r.fatalAt == nil {
-		r.checkFatal(Line{N: len(r.lines) + 1, Text: clean(string(r.partial))})
+	// A prompt (grub rescue>, (initramfs), a root shell's #) has no newline: look at a short
+	// partial line too, when it ends the way prompts end.
+	if pl := len(r.partial); pl > 0 && pl <= promptMax && r.fatalAt == nil && strings.IndexByte(" >#:)$", r.partial[pl-1]) >= 0 {
+		r.checkFatal(Line{N: r.total + 1, Text: clean(string(r.partial))})
 	}
 	if added {
 		close(r.changed)
 		r.changed = make(chan struct{})
 	}
-	return len(p), nil
+	return n, nil
 }
 
 func (r *Recorder) addLine(s string) {
-	l := Line{N: len(r.lines) + 1, Text: clean(s)}
+	r.total++
+	l := Line{N: r.total, Text: clean(s)}
+	if len(r.lines) >= KeepLines {
+		// Drop the oldest half at once: amortized constant per line.
+		r.lines = append(r.lines[:0], r.lines[len(r.lines)-KeepLines/2:]...)
+	}
 	r.lines = append(r.lines, l)
 	if r.fatalAt == nil {
 		r.checkFatal(l)
 	}
+}
+
+// kept returns the in-memory lines after the first `from` (clipped to what is kept).
+func (r *Recorder) kept(from int) []Line {
+	first := r.total - len(r.lines) // lines before r.lines[0]
+	i := from - first
+	if i < 0 {
+		i = 0
+	}
+	if i > len(r.lines) {
+		i = len(r.lines)
+	}
+	return r.lines[i:]
 }
 
 func (r *Recorder) checkFatal(l Line) {
@@ -100,17 +146,15 @@ func (r *Recorder) FatalError() error {
 func (r *Recorder) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.lines)
+	return r.total
 }
 
-// Lines returns the lines after the first `from`.
+// Lines returns the lines after the first `from` that are still in memory (the last
+// KeepLines; the file has them all).
 func (r *Recorder) Lines(from int) []Line {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if from > len(r.lines) {
-		from = len(r.lines)
-	}
-	return append([]Line(nil), r.lines[from:]...)
+	return append([]Line(nil), r.kept(from)...)
 }
 
 // Tail is the last n lines as text (with the partial last line).
@@ -135,13 +179,13 @@ func (r *Recorder) Tail(n int) string {
 func (r *Recorder) WaitFor(ctx context.Context, from int, re *regexp.Regexp) (Line, error) {
 	for {
 		r.mu.Lock()
-		for _, l := range r.lines[min(from, len(r.lines)):] {
+		for _, l := range r.kept(from) {
 			if re.MatchString(l.Text) {
 				r.mu.Unlock()
 				return l, nil
 			}
 		}
-		from = len(r.lines)
+		from = r.total
 		ch := r.changed
 		r.mu.Unlock()
 		select {

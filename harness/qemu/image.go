@@ -3,7 +3,9 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -62,10 +64,38 @@ func Inspect(ctx context.Context, path string) (ImageInfo, error) {
 	if info.VirtualSize < 1<<20 {
 		return ImageInfo{}, fmt.Errorf("image %s is %d bytes: too small to be a bootable disk (truncated download?)", abs, info.VirtualSize)
 	}
+	if info.Format == "qcow2" && info.BackingFile == "" {
+		if err := checkQcow2(ctx, info); err != nil {
+			return ImageInfo{}, err
+		}
+	}
 	if err := checkPartitionTable(ctx, info); err != nil {
 		return ImageInfo{}, err
 	}
 	return info, nil
+}
+
+// checkQcow2 runs `qemu-img check` (milliseconds): a truncated or corrupt qcow2 would otherwise
+// boot to an initramfs prompt and wait out the boot timeout. Leaked clusters are harmless.
+func checkQcow2(ctx context.Context, info ImageInfo) error {
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, "qemu-img", "check", "-U", "-f", "qcow2", info.Path)
+	c.Stdout, c.Stderr = &stdout, &stderr
+	err := c.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &exit) && exit.ExitCode() == 3: // leaked clusters only
+		return nil
+	case ctx.Err() != nil:
+		return fmt.Errorf("image %s: qemu-img check: %w", info.Path, ctx.Err())
+	}
+	msg := strings.TrimSpace(stderr.String() + "\n" + stdout.String())
+	if lines := strings.Split(msg, "\n"); len(lines) > 8 {
+		msg = strings.Join(append(lines[:8], fmt.Sprintf("... (%d more lines)", len(lines)-8)), "\n")
+	}
+	return fmt.Errorf("image %s is a corrupt or truncated qcow2 (qemu-img check failed): %s\n(download or build it again; `make image` rebuilds the stand-in)", info.Path, msg)
 }
 
 // checkPartitionTable reads the first two sectors through qemu-img (any format) and requires an
@@ -94,6 +124,39 @@ func checkPartitionTable(ctx context.Context, info ImageInfo) error {
 	gpt := string(head[512:520]) == "EFI PART"
 	if !mbr && !gpt {
 		return fmt.Errorf("image %s (%s) has no partition table (neither MBR nor GPT): it is corrupt or not a bootable disk image", info.Path, info.Format)
+	}
+	if gpt {
+		return checkBackupGPT(ctx, info, binary.LittleEndian.Uint64(head[512+32:512+40]))
+	}
+	return nil
+}
+
+// checkBackupGPT reads the GPT's backup header where the primary says it is (the disk's last
+// sector): a raw or VHD image cut short has none, whatever its header says.
+func checkBackupGPT(ctx context.Context, info ImageInfo, lba uint64) error {
+	if lba == 0 || int64(lba+1)*512 > info.VirtualSize {
+		return fmt.Errorf("image %s (%s) is truncated: its GPT puts the backup header at sector %d, past the image's end (%d bytes)", info.Path, info.Format, lba, info.VirtualSize)
+	}
+	tmp, err := os.CreateTemp("", "azl-vmtest-tail-*.raw")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	var stderr bytes.Buffer
+	// qemu-img dd counts count= from the start of the input, skipped blocks included.
+	c := exec.CommandContext(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", fmt.Sprintf("skip=%d", lba), fmt.Sprintf("count=%d", lba+1),
+		"if="+info.Path, "of="+tmp.Name())
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("image %s (%s) cannot be read to its end: %s", info.Path, info.Format, strings.TrimSpace(stderr.String()))
+	}
+	tail, err := os.ReadFile(tmp.Name())
+	if err != nil {
+		return err
+	}
+	if len(tail) < 8 || string(tail[:8]) != "EFI PART" {
+		return fmt.Errorf("image %s (%s) is damaged or truncated: no GPT backup header at sector %d (the disk's last)", info.Path, info.Format, lba)
 	}
 	return nil
 }

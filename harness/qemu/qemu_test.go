@@ -90,6 +90,27 @@ func TestInspect(t *testing.T) {
 		oi, err := Inspect(ctx, ov)
 		require.NoError(t, err)
 		assert.Equal(t, q, oi.BackingFile)
+
+		// A raw disk cut short: its GPT's backup header is gone.
+		short := filepath.Join(dir, "short.raw")
+		require.NoError(t, exec.Command("sh", "-c", "head -c 3145728 "+raw+" > "+short).Run())
+		_, err = Inspect(ctx, short)
+		assert.ErrorContains(t, err, "is truncated: its GPT puts the backup header at sector 8191, past the image's end")
+
+		// A qcow2 with data, cut in half: qemu-img check finds it (a truncated download).
+		full := filepath.Join(dir, "full.raw")
+		require.NoError(t, exec.Command("sh", "-c", "head -c 8388608 /dev/urandom > "+full+" && echo 'label: gpt' | sfdisk -q "+full).Run())
+		fq := filepath.Join(dir, "full.qcow2")
+		require.NoError(t, exec.Command("qemu-img", "convert", "-O", "qcow2", full, fq).Run())
+		_, err = Inspect(ctx, fq)
+		require.NoError(t, err)
+		st, err := os.Stat(fq)
+		require.NoError(t, err)
+		require.NoError(t, os.Truncate(fq, st.Size()/2))
+		start := time.Now()
+		_, err = Inspect(ctx, fq)
+		assert.ErrorContains(t, err, "is a corrupt or truncated qcow2 (qemu-img check failed)")
+		assert.Less(t, time.Since(start), 2*time.Second)
 	}
 }
 
