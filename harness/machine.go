@@ -372,6 +372,8 @@ func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFun
 			cancel()
 		case <-m.inst.Exited():
 			cancel()
+		case <-m.inst.QMP.Panicked():
+			cancel()
 		}
 	}()
 	return ctx, cancel
@@ -414,6 +416,7 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 		select {
 		case <-m.inst.Exited():
 		case <-m.console.Fatal():
+		case <-m.inst.QMP.Panicked():
 		case <-time.After(2 * time.Second):
 		}
 		if d := m.Dead(); d != nil {

@@ -38,7 +38,7 @@ func (l launch) stateInputs() (savedstate.Inputs, error) {
 		return savedstate.Inputs{}, err
 	}
 	in := savedstate.Inputs{Image: img, Arch: cfg.Arch.Name, Accel: l.accel, MemoryMB: cfg.MemoryMB,
-		CPUs: cfg.CPUs, NetOpen: cfg.NetOpen, Devices: fmt.Sprintf("hotplug-ports=%d cidata", hotplugSlots)}
+		CPUs: cfg.CPUs, NetOpen: cfg.NetOpen, Devices: fmt.Sprintf("hotplug-ports=%d cidata pvpanic-pci", hotplugSlots)}
 	if l.accel != qemu.AccelKVM {
 		in.CPUModel = cfg.CPUModel
 		if in.CPUModel == "" {

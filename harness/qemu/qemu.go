@@ -141,6 +141,9 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 	a = append(a,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",
 		"-device", "virtio-rng-pci",
+		// A guest that panics tells QEMU (pvpanic), which pauses it and says GUEST_PANICKED on
+		// QMP: a panic with no console output is caught at once, not by the timeout.
+		"-device", "pvpanic-pci", "-action", "panic=pause",
 		"-qmp", "unix:"+OptValue(qmpSock)+",server=on,wait=off",
 		"-chardev", "stdio,id=console,signal=off", "-serial", "chardev:console",
 	)
@@ -301,8 +304,16 @@ func (i *Instance) ExitError() error {
 }
 
 // Fault is a failure QEMU reported without exiting (it then keeps the guest paused for ever):
-// "KVM internal error" on its stderr. nil if none.
+// a guest panic (GUEST_PANICKED over QMP, through pvpanic) or "KVM internal error" on its
+// stderr. nil if none.
 func (i *Instance) Fault() error {
+	if i.QMP != nil {
+		select {
+		case <-i.QMP.Panicked():
+			return errors.New("the guest kernel panicked (QEMU reported GUEST_PANICKED through pvpanic; the guest is paused): see the console log and the guest's kdump, if any")
+		default:
+		}
+	}
 	if s := i.stderr.String(); strings.Contains(s, "KVM internal error") {
 		return fmt.Errorf("QEMU stopped the guest: %s (use VMTEST_ACCEL=tcg)", firstLine(s[strings.Index(s, "KVM internal error"):]))
 	}

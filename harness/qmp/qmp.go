@@ -16,8 +16,9 @@ import (
 
 // Monitor is a QMP connection.
 type Monitor struct {
-	mu sync.Mutex
-	m  *qmp.SocketMonitor
+	mu       sync.Mutex
+	m        *qmp.SocketMonitor
+	panicked chan struct{}
 }
 
 func (m *Monitor) conn() *qmp.SocketMonitor {
@@ -63,11 +64,40 @@ func Connect(ctx context.Context, socket string) (*Monitor, error) {
 			_ = mon.Disconnect()
 			return nil, fmt.Errorf("QMP handshake on %s: %w", socket, err)
 		}
-		return &Monitor{m: mon}, nil
+		m := &Monitor{m: mon, panicked: make(chan struct{})}
+		m.watch(mon)
+		return m, nil
 	case <-ctx.Done():
 		_ = mon.Disconnect()
 		return nil, fmt.Errorf("QMP handshake on %s: %w", socket, ctx.Err())
 	}
+}
+
+// watch reads QEMU's events for the monitor's lifetime (go-qemu blocks its reader until they
+// are taken) and closes panicked on GUEST_PANICKED.
+func (m *Monitor) watch(mon *qmp.SocketMonitor) {
+	events, err := mon.Events(context.Background())
+	if err != nil {
+		return
+	}
+	go func() {
+		once := false
+		for e := range events {
+			if e.Event == "GUEST_PANICKED" && !once {
+				once = true
+				close(m.panicked)
+			}
+		}
+	}()
+}
+
+// Panicked is closed when QEMU reported GUEST_PANICKED (a guest with a pvpanic driver
+// panicked). A closed or nil monitor never reports.
+func (m *Monitor) Panicked() <-chan struct{} {
+	if m == nil || m.panicked == nil {
+		return nil
+	}
+	return m.panicked
 }
 
 // Error is a QMP error reply (go-qemu keeps only its description, not its class).

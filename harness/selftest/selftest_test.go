@@ -85,6 +85,26 @@ func TestKernelPanicFailsFast(t *testing.T) {
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
 
+// TestPanicReportedByPvpanic: a panicking guest with a pvpanic driver tells QEMU, which pauses
+// it and reports GUEST_PANICKED over QMP, whatever the console shows: a panic whose console
+// output is lost (or never written) is caught at once too, not by the timeout.
+func TestPanicReportedByPvpanic(t *testing.T) {
+	m := harness.Boot(t, harness.WithAllowConsole("kernel panic", "call trace", "oops", "kernel BUG"))
+	if _, code := m.Output(t, "sudo modprobe pvpanic-pci 2>/dev/null; test -d /sys/bus/pci/drivers/pvpanic-pci"); code != 0 {
+		t.Skipf("needs a guest kernel with a pvpanic driver (%s has none: Debian's arm64 cloud kernel lacks CONFIG_PVPANIC)", m.Arch().Name)
+	}
+	go m.Run(t.Context(), "sudo sh -c 'echo 1 > /proc/sys/kernel/sysrq; echo c > /proc/sysrq-trigger'")
+	select {
+	case <-m.Instance().QMP.Panicked():
+	case <-time.After(20 * time.Second):
+		t.Fatal("no GUEST_PANICKED from QEMU within 20 s of the panic")
+	}
+	require.Error(t, m.Instance().Fault())
+	assert.Contains(t, m.Instance().Fault().Error(), "GUEST_PANICKED")
+	_, err := m.Run(t.Context(), "true")
+	require.Error(t, err, "a panicked guest answers nothing")
+}
+
 // TestKilledQEMUFailsClearly kills QEMU under a running command.
 func TestKilledQEMUFailsClearly(t *testing.T) {
 	m := harness.Boot(t)
