@@ -2,22 +2,28 @@ package harness
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
 
 // saveArtifacts writes what is needed to debug the machine to dst: the console log, QEMU's argv,
-// the user-data, the boot stages, an ssh-config for `ssh -F` (usable while the VM runs), and,
-// if the guest still answers, its journal and cloud-init log.
+// the user-data, the boot stages and, if the guest still answers, its journal, cloud-init log
+// and kernel log. Pipelines upload artifacts: no private key is ever written (the user-data's
+// host key is redacted; the test user's key stays in the VM's private folder).
 func (m *Machine) saveArtifacts(dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
+	var errs []error
 	write := func(name, content string, mode os.FileMode) {
-		_ = os.WriteFile(filepath.Join(dst, name), []byte(content), mode)
+		if err := os.WriteFile(filepath.Join(dst, name), []byte(redact(content)), mode); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if b, err := os.ReadFile(filepath.Join(m.dir, "console.log")); err == nil {
 		write("console.log", string(b), 0o644)
@@ -25,36 +31,29 @@ func (m *Machine) saveArtifacts(dst string) error {
 	if m.inst != nil {
 		write("qemu-argv.txt", strings.Join(m.inst.Argv, " \\\n  ")+"\n", 0o644)
 	}
-	write("user-data", string(m.userData), 0o600)
+	write("user-data", string(m.userData), 0o644)
 	write("boot-stages.txt", m.Stages.String()+"\n", 0o644)
-	if m.inst != nil && m.userKey != nil {
-		write("id_ed25519", m.userKey.PrivatePEM, 0o600)
-		write("known_hosts", "azl-vmtest "+m.hostKey.PublicLine+"\n", 0o644)
-		write("ssh-config", fmt.Sprintf(`# ssh -F %[1]s/ssh-config azl-vmtest   (while the VM runs)
-Host azl-vmtest
-  HostName 127.0.0.1
-  Port %[2]d
-  User %[3]s
-  IdentityFile %[1]s/id_ed25519
-  IdentitiesOnly yes
-  HostKeyAlias azl-vmtest
-  UserKnownHostsFile %[1]s/known_hosts
-  StrictHostKeyChecking yes
-`, dst, m.inst.SSHPort, m.cfg.User), 0o644)
-	}
 	if m.sshClient() != nil && m.Dead() == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		names := []string{"journal.txt", "cloud-init.log", "dmesg.txt"}
 		res, err := m.RunAll(ctx, "sudo journalctl -b --no-pager -o short-monotonic",
 			"sudo cat /var/log/cloud-init.log", "sudo dmesg")
-		if err == nil {
-			for i, r := range res {
-				write(names[i], string(r.Stdout), 0o644)
-			}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reading the guest's logs: %w", err))
+		}
+		for i, r := range res {
+			write(names[i], string(r.Stdout), 0o644)
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+var privateKey = regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----`)
+
+// redact replaces every PEM private key in s.
+func redact(s string) string {
+	return privateKey.ReplaceAllString(s, "<private key redacted by azl-vmtest>")
 }
 
 // artifactDir is where a test's artifacts go.

@@ -34,7 +34,9 @@ func Boot(t testing.TB, opts ...Option) *Machine {
 		t.Cleanup(func() {
 			if cfg.Keep == KeepAlways || (cfg.Keep == KeepFailed && t.Failed()) {
 				dst := m.artifactDir(t.Name())
-				if err := m.saveArtifacts(dst); err == nil {
+				if err := m.saveArtifacts(dst); err != nil {
+					t.Logf("artifacts: %s (incomplete: %v)", dst, err)
+				} else {
 					t.Logf("artifacts: %s", dst)
 				}
 			}
