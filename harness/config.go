@@ -163,6 +163,7 @@ func WithFreshBoot() Option { return func(c *Config) { c.FreshBoot = true } }
 
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {
+	setup()
 	c := Config{Accel: "auto", MemoryMB: 2048, CPUs: 2, Keep: KeepFailed, User: "azlvmtest", Restore: true}
 	var err error
 	archName := os.Getenv("VMTEST_ARCH")

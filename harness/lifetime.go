@@ -9,10 +9,12 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
-// Every live machine is registered so that Ctrl-C or SIGTERM stops them all (Pdeathsig covers
-// SIGKILL and crashes; this also removes their private folders).
+// Every machine is registered from the moment its private folder exists, so that Ctrl-C or
+// SIGTERM stops them all and removes their folders (Pdeathsig covers SIGKILL and crashes).
 var (
 	liveMu   sync.Mutex
 	live     = map[*Machine]bool{}
@@ -20,26 +22,48 @@ var (
 	ownerPID = strconv.Itoa(os.Getpid())
 )
 
-func register(m *Machine) {
+// setup runs once, at the first harness call (NewShared runs at package initialization): it
+// installs the signal handlers and removes folders that SIGKILLed runs left behind.
+func setup() {
 	sigOnce.Do(func() {
 		removeStaleDirs()
-		ch := make(chan os.Signal, 1)
+		ch := make(chan os.Signal, 2)
 		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-		go func() {
-			sig := <-ch
-			fmt.Fprintf(os.Stderr, "azl-vmtest: %s: stopping every VM\n", sig)
-			liveMu.Lock()
-			var all []*Machine
-			for m := range live {
-				all = append(all, m)
-			}
-			liveMu.Unlock()
-			for _, m := range all {
-				m.Close()
-			}
-			os.Exit(130)
-		}()
+		go onSignal(ch)
 	})
+}
+
+// onSignal stops every VM at once (in parallel) and exits 130 on SIGINT, 143 on SIGTERM; a
+// second signal while stopping exits at once (QEMU dies with the process through Pdeathsig).
+func onSignal(ch chan os.Signal) {
+	sig := <-ch
+	code := 130
+	if sig == syscall.SIGTERM {
+		code = 143
+	}
+	fmt.Fprintf(os.Stderr, "azl-vmtest: %s: stopping every VM\n", sig)
+	go func() {
+		s := <-ch
+		fmt.Fprintf(os.Stderr, "azl-vmtest: %s again: exiting now\n", s)
+		os.Exit(code)
+	}()
+	liveMu.Lock()
+	var all []*Machine
+	for m := range live {
+		all = append(all, m)
+	}
+	liveMu.Unlock()
+	var wg sync.WaitGroup
+	for _, m := range all {
+		wg.Add(1)
+		go func() { defer wg.Done(); m.Close() }()
+	}
+	wg.Wait()
+	os.Exit(code)
+}
+
+func register(m *Machine) {
+	setup()
 	liveMu.Lock()
 	live[m] = true
 	liveMu.Unlock()
@@ -51,21 +75,65 @@ func unregister(m *Machine) {
 	liveMu.Unlock()
 }
 
-// removeStaleDirs deletes private folders left by test processes that were SIGKILLed (their
-// QEMU died with them through Pdeathsig; the overlay files would otherwise stay).
+// dirPrefix names private folders; owner.lock in each is flocked by the owning process for the
+// folder's lifetime.
+const dirPrefix = "azl-vmtest-"
+
+// maxSocketPath is the longest unix socket path (sun_path holds 108 bytes with the NUL).
+const maxSocketPath = 107
+
+// newPrivateDir makes a machine's private 0700 folder with a short name (the QMP socket lives
+// in it, and a unix socket path is at most 107 bytes) and locks it as this process's.
+func newPrivateDir(name string) (string, *cache.Lock, error) {
+	short := sanitize(name)
+	if len(short) > 16 {
+		short = short[:16]
+	}
+	dir, err := os.MkdirTemp("", dirPrefix+short+"-")
+	if err != nil {
+		return "", nil, fmt.Errorf("making the VM's private folder: %w (set TMPDIR to a writable folder)", err)
+	}
+	if n := len(filepath.Join(dir, "qmp.sock")); n > maxSocketPath {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("TMPDIR %s is too long: the VM's QMP socket path would be %d bytes, over the %d a unix socket allows; set TMPDIR to a shorter folder (e.g. /tmp)", os.TempDir(), n, maxSocketPath)
+	}
+	lock, ok, err := cache.TryLock(filepath.Join(dir, "owner.lock"))
+	if err != nil || !ok {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("locking the VM's private folder %s: %v", dir, err)
+	}
+	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(ownerPID), 0o600) // for people reading it
+	return dir, lock, nil
+}
+
+// removeStaleDirs deletes private folders whose owner is gone: their owner.lock is free (the
+// kernel drops a flock when its process dies, whatever PID namespace it lived in). Folders of a
+// live run, in this container or another sharing TMPDIR, stay locked and are left alone.
 func removeStaleDirs() {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "azl-vmtest-*"))
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, d := range dirs {
-		b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
-		if err != nil {
+		lockPath := filepath.Join(d, "owner.lock")
+		if _, err := os.Stat(lockPath); err != nil {
+			removeLegacyDir(d)
 			continue
 		}
-		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-		if err != nil || pid == os.Getpid() {
+		l, ok, err := cache.TryLock(lockPath)
+		if err != nil || !ok {
 			continue
 		}
-		if syscall.Kill(pid, 0) == syscall.ESRCH {
-			os.RemoveAll(d)
-		}
+		os.RemoveAll(d)
+		l.Unlock()
+	}
+}
+
+// removeLegacyDir removes a folder an older version left (owner.pid only) when that PID is gone.
+func removeLegacyDir(d string) {
+	b, err := os.ReadFile(filepath.Join(d, "owner.pid"))
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == syscall.ESRCH {
+		os.RemoveAll(d)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/bramvdbogaerde/go-scp"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
@@ -29,7 +30,8 @@ import (
 type Machine struct {
 	cfg      Config
 	name     string
-	dir      string // private, 0700: overlay, keys, QMP socket, console log
+	dir      string      // private, 0700: overlay, keys, QMP socket, console log
+	dirLock  *cache.Lock // held while the folder is this process's (see removeStaleDirs)
 	inst     *qemu.Instance
 	console  *console.Recorder
 	profile  *profile.Profile
@@ -109,21 +111,20 @@ type launch struct {
 
 // newMachine makes the machine's private folder.
 func (l launch) newMachine(name string, logf func(string, ...any)) (*Machine, error) {
-	dir, err := os.MkdirTemp("", "azl-vmtest-"+sanitize(name)+"-")
+	dir, lock, err := newPrivateDir(name)
 	if err != nil {
 		return nil, err
 	}
-	// Owned from the start: a run SIGKILLed before its VM registers leaves a folder the next
-	// run can recognise as stale and remove.
-	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(ownerPID), 0o600)
-	return &Machine{cfg: l.cfg, name: name, dir: dir, profile: l.prof, logf: logf}, nil
+	m := &Machine{cfg: l.cfg, name: name, dir: dir, dirLock: lock, profile: l.prof, logf: logf}
+	register(m) // from now on a signal stops it and removes its folder
+	return m, nil
 }
 
 // removeIfNeverStarted removes the private folder of a machine whose QEMU never started (a
 // started one is stopped and cleaned by Close).
 func (m *Machine) removeIfNeverStarted() {
 	if m.inst == nil {
-		os.RemoveAll(m.dir)
+		m.Close()
 	}
 }
 
@@ -250,7 +251,6 @@ func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 		return err
 	}
 	m.Stages.QEMU = time.Since(m.started)
-	register(m)
 	m.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", m.inst.SSHPort), User: m.cfg.User,
 		Signer: m.userKey.Signer, HostKey: m.hostKey.Signer.PublicKey()}
 	m.log("vm %s: +%.1fs QEMU up (pid %d), SSH on 127.0.0.1:%d, console %s", m.name, m.Stages.QEMU.Seconds(), m.inst.Pid(), m.inst.SSHPort, filepath.Join(m.dir, "console.log"))
@@ -307,6 +307,7 @@ func (m *Machine) Close() {
 		m.console.Close()
 	}
 	os.RemoveAll(m.dir)
+	m.dirLock.Unlock()
 }
 
 // Restored reports whether the machine was started from a saved booted state (and which)

@@ -25,7 +25,10 @@ type Shared struct {
 }
 
 // NewShared describes the package's shared VM.
-func NewShared(opts ...Option) *Shared { return &Shared{opts: opts} }
+func NewShared(opts ...Option) *Shared {
+	setup() // signal handlers from the package's start, before any VM
+	return &Shared{opts: opts}
+}
 
 // Main runs the package's tests, then stops the VM (with artifacts if a test failed).
 func (s *Shared) Main(m *testing.M) int {

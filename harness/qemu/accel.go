@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
 // Accelerator names.
@@ -49,6 +51,11 @@ func probeKVM(a arch.Arch) (bool, string) {
 	dir, err := os.MkdirTemp("", "azl-vmtest-kvmprobe-")
 	if err != nil {
 		return false, err.Error()
+	}
+	// Like a VM's private folder: locked while in use, so a run killed mid-probe leaves a folder
+	// the next run removes.
+	if l, ok, err := cache.TryLock(filepath.Join(dir, "owner.lock")); err == nil && ok {
+		defer l.Unlock()
 	}
 	defer os.RemoveAll(dir)
 	var args []string

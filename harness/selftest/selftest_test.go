@@ -164,51 +164,90 @@ func TestInvalidUserDataFailsFast(t *testing.T) {
 	assert.Contains(t, err.Error(), `"users"`)
 }
 
-// TestNoQEMUAfterSIGKILL runs a child test process that boots a VM, SIGKILLs the child, and
-// requires its QEMU to be gone.
-func TestNoQEMUAfterSIGKILL(t *testing.T) {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$", "-test.v")
-	cmd.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=1")
-	stdout, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	cmd.Stderr = cmd.Stdout
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	pid := 0
-	sc := bufio.NewScanner(stdout)
-	deadline := time.AfterFunc(5*time.Minute, func() { _ = cmd.Process.Kill() })
-	defer deadline.Stop()
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "QEMU_PID="); ok {
-			pid, _ = strconv.Atoi(v)
-			break
-		}
+// TestNoQEMUAfterSignals runs a child test process that starts a VM, signals the child, and
+// requires its QEMU to be gone: SIGINT and SIGTERM stop every VM, remove its private folder and
+// exit 130 / 143; after SIGKILL (QEMU dies through Pdeathsig) the folder is left, and the next
+// harness process removes it (its flock died with its owner).
+func TestNoQEMUAfterSignals(t *testing.T) {
+	for _, c := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGINT, 130}, {syscall.SIGTERM, 143}, {syscall.SIGKILL, -1}} {
+		t.Run(c.sig.String(), func(t *testing.T) {
+			tmp, err := os.MkdirTemp("", "vt") // short: a unix socket path lives under it
+			require.NoError(t, err)
+			t.Cleanup(func() { os.RemoveAll(tmp) })
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$", "-test.v")
+			cmd.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=1", "TMPDIR="+tmp)
+			stdout, err := cmd.StdoutPipe()
+			require.NoError(t, err)
+			cmd.Stderr = cmd.Stdout
+			require.NoError(t, cmd.Start())
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			pid := 0
+			sc := bufio.NewScanner(stdout)
+			deadline := time.AfterFunc(15*time.Minute, func() { _ = cmd.Process.Kill() }) // it may wait for a boot slot
+			defer deadline.Stop()
+			for sc.Scan() {
+				if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "QEMU_PID="); ok {
+					pid, _ = strconv.Atoi(v)
+					break
+				}
+			}
+			require.NotZero(t, pid, "the helper never reported its QEMU")
+			go func() { _, _ = io.Copy(io.Discard, stdout) }()
+			require.True(t, alive(pid), "QEMU %d should run while the helper lives", pid)
+			dirs, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+			require.Len(t, dirs, 1, "the helper's private folder")
+
+			require.NoError(t, cmd.Process.Signal(c.sig))
+			start := time.Now()
+			err = cmd.Wait()
+			var exit *exec.ExitError
+			require.ErrorAs(t, err, &exit)
+			assert.Equal(t, c.code, exit.ExitCode(), "exit status after %s", c.sig)
+			assert.Less(t, time.Since(start), 15*time.Second, "stopping after %s", c.sig)
+			gone := false
+			for i := 0; i < 50 && !gone; i++ {
+				gone = !alive(pid)
+				time.Sleep(100 * time.Millisecond)
+			}
+			assert.True(t, gone, "QEMU %d outlived its test process (%s)", pid, c.sig)
+			left, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+			if c.sig != syscall.SIGKILL {
+				assert.Empty(t, left, "the private folder must be removed on %s", c.sig)
+				return
+			}
+			require.Len(t, left, 1, "a SIGKILLed process cannot clean up")
+			clean := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$")
+			clean.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=cleanup", "TMPDIR="+tmp)
+			out, err := clean.CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			left, _ = filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+			assert.Empty(t, left, "the next harness process removes a dead run's folder")
+		})
 	}
-	require.NotZero(t, pid, "the helper never reported its QEMU")
-	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	require.True(t, alive(pid), "QEMU %d should run while the helper lives", pid)
-	require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
-	_ = cmd.Wait()
-	gone := false
-	for i := 0; i < 50 && !gone; i++ {
-		gone = !alive(pid)
-		time.Sleep(100 * time.Millisecond)
-	}
-	assert.True(t, gone, "QEMU %d outlived its SIGKILLed test process", pid)
 }
 
-// TestHelperHoldVM is TestNoQEMUAfterSIGKILL's child: it starts a VM, prints QEMU's PID and
-// waits to be killed.
+// TestHelperHoldVM is TestNoQEMUAfterSignals's child: it starts a VM, prints QEMU's PID and
+// waits for its signal; as "cleanup" it only starts the harness (which removes stale folders).
 func TestHelperHoldVM(t *testing.T) {
-	if os.Getenv("VMTEST_SELFTEST_HELPER") != "1" {
-		t.Skip("helper for TestNoQEMUAfterSIGKILL (runs only as its child)")
+	switch os.Getenv("VMTEST_SELFTEST_HELPER") {
+	case "cleanup":
+		_, err := harness.ConfigFromEnv()
+		require.NoError(t, err)
+		return
+	case "1":
+	default:
+		t.Skip("helper for TestNoQEMUAfterSignals (runs only as its child)")
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() {
 		// Report the PID as soon as QEMU runs; the boot need not finish.
 		for {
-			if out, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "qemu-system").Output(); err == nil {
+			// The VM's QEMU (its overlay is in the "helper" private folder), not the KVM probe's.
+			if out, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "azl-vmtest-helper").Output(); err == nil {
 				fmt.Printf("QEMU_PID=%s\n", strings.Fields(string(out))[0])
 				return
 			}
