@@ -10,6 +10,8 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
+	"github.com/azl-vmtest/azl-vmtest/harness/profile"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
@@ -179,20 +181,33 @@ func ConfigFromEnv() (Config, error) {
 	if c.Image == "" {
 		c.Image = standin.ImagePath(standin.CacheDir(), c.Arch)
 	}
-	if v := os.Getenv("VMTEST_ACCEL"); v != "" {
+	switch v := os.Getenv("VMTEST_ACCEL"); v {
+	case "":
+	case "auto", "kvm", "tcg":
 		c.Accel = v
+	default:
+		return c, fmt.Errorf("VMTEST_ACCEL=%q: use auto, kvm or tcg", v)
 	}
 	c.Profile = os.Getenv("VMTEST_PROFILE")
+	if c.Profile != "" {
+		if _, err := profile.Load(c.Profile); err != nil {
+			return c, fmt.Errorf("VMTEST_PROFILE: %w", err)
+		}
+	}
 	c.CPUModel = os.Getenv("VMTEST_CPU_MODEL")
-	if c.MemoryMB, err = envInt("VMTEST_MEM", c.MemoryMB); err != nil {
+	hostMB := slots.MemTotalMB()
+	if c.MemoryMB, err = envInt("VMTEST_MEM", c.MemoryMB, MinMemoryMB, hostMB, fmt.Sprintf("MiB of guest memory: at least %d, at most the host's %d", MinMemoryMB, hostMB)); err != nil {
 		return c, err
 	}
-	if c.CPUs, err = envInt("VMTEST_CPUS", c.CPUs); err != nil {
+	if c.CPUs, err = envInt("VMTEST_CPUS", c.CPUs, 1, MaxCPUs, fmt.Sprintf("guest CPUs, 1 to %d", MaxCPUs)); err != nil {
 		return c, err
 	}
 	c.Artifacts = os.Getenv("VMTEST_ARTIFACTS")
 	if c.Artifacts == "" {
 		c.Artifacts = filepath.Join(moduleRoot(), "_artifacts")
+	}
+	if err := writable(c.Artifacts); err != nil {
+		return c, fmt.Errorf("VMTEST_ARTIFACTS=%s is not a writable folder (%v): artifacts of failing tests would be lost; set it to one", c.Artifacts, err)
 	}
 	if v := os.Getenv("VMTEST_KEEP"); v != "" {
 		switch Keep(v) {
@@ -203,8 +218,8 @@ func ConfigFromEnv() (Config, error) {
 		}
 	}
 	if v := os.Getenv("VMTEST_BOOT_TIMEOUT"); v != "" {
-		if c.BootTimeout, err = time.ParseDuration(v); err != nil {
-			return c, fmt.Errorf("VMTEST_BOOT_TIMEOUT=%q: %w (use e.g. 5m)", v, err)
+		if c.BootTimeout, err = time.ParseDuration(v); err != nil || c.BootTimeout <= 0 {
+			return c, fmt.Errorf("VMTEST_BOOT_TIMEOUT=%q: want a positive duration such as 5m", v)
 		}
 	}
 	switch v := os.Getenv("VMTEST_RESTORE"); v {
@@ -228,19 +243,42 @@ func ConfigFromEnv() (Config, error) {
 	default:
 		return c, fmt.Errorf("VMTEST_NET=%q: use restricted or open", v)
 	}
+	if _, err := slots.HostBudget(); err != nil {
+		return c, err
+	}
 	return c, nil
 }
 
-func envInt(name string, def int) (int, error) {
+// Bounds on a guest's size: below MinMemoryMB no distribution boots (it would only time out).
+const (
+	MinMemoryMB = 512
+	MaxCPUs     = 64
+)
+
+// envInt reads an integer variable within [min, max]; what says what it is, for the message.
+func envInt(name string, def, min, max int, what string) (int, error) {
 	v := os.Getenv(name)
 	if v == "" {
 		return def, nil
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("%s=%q: want a positive integer", name, v)
+	if err != nil || n < min || n > max {
+		return 0, fmt.Errorf("%s=%q: want %s", name, v, what)
 	}
 	return n, nil
+}
+
+// writable makes sure dir exists and a file can be created in it.
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".write-test-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
 
 // moduleRoot is the folder holding go.mod above the working directory (go test runs in the

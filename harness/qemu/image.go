@@ -49,6 +49,9 @@ func Inspect(ctx context.Context, path string) (ImageInfo, error) {
 	c.Stderr = &stderr
 	out, err := c.Output()
 	if err != nil {
+		if ctx.Err() != nil {
+			return ImageInfo{}, fmt.Errorf("image %s: inspection stopped (%w): the test's deadline or a 10 s bound on qemu-img info ran out", abs, ctx.Err())
+		}
 		if _, lerr := exec.LookPath("qemu-img"); lerr != nil {
 			return ImageInfo{}, fmt.Errorf("qemu-img not found: run scripts/host-setup.sh as root (or apt-get install qemu-utils)")
 		}

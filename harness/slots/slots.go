@@ -42,7 +42,7 @@ const VMsPerCore = 2
 // HostBudget is VMTEST_MAX_VMS (default: VMsPerCore per CPU core) VMs and MemTotal less
 // ReserveMB.
 func HostBudget() (Budget, error) {
-	b := Budget{VMs: VMsPerCore * runtime.NumCPU(), MemoryMB: memTotalMB() - ReserveMB}
+	b := Budget{VMs: VMsPerCore * runtime.NumCPU(), MemoryMB: MemTotalMB() - ReserveMB}
 	if v := os.Getenv("VMTEST_MAX_VMS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -56,7 +56,8 @@ func HostBudget() (Budget, error) {
 	return b, nil
 }
 
-func memTotalMB() int {
+// MemTotalMB is the host's memory (MemTotal), in MiB.
+func MemTotalMB() int {
 	f, err := os.Open("/proc/meminfo")
 	if err != nil {
 		return 4096
