@@ -71,6 +71,7 @@ func TestBadInputFailsFastNamingTheCause(t *testing.T) {
 		{"restore", map[string]string{"VMTEST_RESTORE": "maybe"}, `VMTEST_RESTORE="maybe": use 1`},
 		{"network", map[string]string{"VMTEST_NET": "wide"}, `VMTEST_NET="wide": use restricted or open`},
 		{"VM budget", map[string]string{"VMTEST_MAX_VMS": "0"}, `VMTEST_MAX_VMS="0": want a positive integer`},
+		{"boot budget", map[string]string{"VMTEST_MAX_BOOTS": "many"}, `VMTEST_MAX_BOOTS="many": want a positive integer`},
 		{"unwritable artifacts", map[string]string{"VMTEST_ARTIFACTS": "/proc/azl-vmtest-artifacts"}, "VMTEST_ARTIFACTS=/proc/azl-vmtest-artifacts is not a writable folder"},
 		{"TMPDIR too long for a socket", map[string]string{"TMPDIR": longDir(t), "VMTEST_IMAGE": raw, "VMTEST_ACCEL": "tcg"}, "is too long: the VM's QMP socket path would be"},
 	} {

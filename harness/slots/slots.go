@@ -50,6 +50,11 @@ func HostBudget() (Budget, error) {
 		}
 		b.VMs = n
 	}
+	if v := os.Getenv("VMTEST_MAX_BOOTS"); v != "" {
+		if n, err := strconv.Atoi(v); err != nil || n < 1 {
+			return b, fmt.Errorf("VMTEST_MAX_BOOTS=%q: want a positive integer (VMs booting at once on this host)", v)
+		}
+	}
 	if b.MemoryMB < 512 {
 		b.MemoryMB = 512
 	}
@@ -93,11 +98,17 @@ func (g *Grant) Release() {
 	}
 }
 
-// Boots is how many VMs may boot (or reboot) at once: the host's CPU cores. A boot keeps every
-// vCPU busy for a minute or more under TCG; more of them at once only make each slower (here,
-// four at once on two cores ran a boot past its 6-minute bound), while restored VMs are mostly
+// Boots is how many VMs may boot (or reboot) at once: one per two host cores (a guest has two
+// vCPUs, and under TCG a boot keeps each busy for a minute or more); VMTEST_MAX_BOOTS overrides
+// it. More boots at once only make each slower: here, two at once on two cores beside the
+// suites' restored VMs ran boots and reboots past their 6-minute bound. Restored VMs are mostly
 // idle and need no boot slot.
-func Boots() int { return runtime.NumCPU() }
+func Boots() int {
+	if n, err := strconv.Atoi(os.Getenv("VMTEST_MAX_BOOTS")); err == nil && n > 0 {
+		return n
+	}
+	return max(1, runtime.NumCPU()/2)
+}
 
 // AcquireBoot waits for one of Boots() boot slots. A boot holds it until the guest is ready,
 // and never waits for anything else meanwhile, so boot slots cannot deadlock.
