@@ -2,6 +2,8 @@ package harness
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -21,13 +23,10 @@ func Boot(t testing.TB, opts ...Option) *Machine {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	ctx := testContext(t)
-	if d, ok := deadline(t); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d)
-		defer cancel()
-	}
+	ctx, cancel := bootContext(t, testContext(t))
+	defer cancel()
 	m, err := start(ctx, cfg, t.Name(), t.Logf)
+	err = explainDeadline(ctx, err)
 	if m != nil {
 		// Cleanups run last-in first-out: checks, then artifacts, then stop.
 		t.Cleanup(m.Close)
@@ -48,6 +47,26 @@ func Boot(t testing.TB, opts ...Option) *Machine {
 	from := 0
 	t.Cleanup(func() { m.checkConsole(t, from) })
 	return m
+}
+
+// errTestTimeout is the cause of a boot context that ended at deadline(t).
+var errTestTimeout = errors.New("go test's -timeout is a minute away (the boot stopped so the run can report and keep artifacts; raise -timeout)")
+
+// bootContext is parent bounded by deadline(t), with errTestTimeout as the cause when that
+// bound is what ends it.
+func bootContext(t testing.TB, parent context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := deadline(t); ok {
+		return context.WithDeadlineCause(parent, d, errTestTimeout)
+	}
+	return context.WithCancel(parent)
+}
+
+// explainDeadline adds which bound ran out to err when the test's deadline ended ctx.
+func explainDeadline(ctx context.Context, err error) error {
+	if err != nil && errors.Is(context.Cause(ctx), errTestTimeout) {
+		return fmt.Errorf("%w: %w", err, errTestTimeout)
+	}
+	return err
 }
 
 // deadline leaves a minute before the test binary's own timeout for cleanup and artifacts.

@@ -1,8 +1,10 @@
 package harness
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -58,4 +60,28 @@ func TestWantReadsByKey(t *testing.T) {
 
 	_, o = want[string](t, &profile.Profile{Name: "bare"}, "firewall.default_zone")
 	assert.Contains(t, o.fatal, "profile bare declares nothing for firewall.default_zone", "a missing expectation fails, never passes")
+}
+
+// deadlineTB is a test whose go test -timeout ends soon.
+type deadlineTB struct {
+	testing.TB
+	d time.Time
+}
+
+func (d deadlineTB) Deadline() (time.Time, bool) { return d.d, true }
+
+// A boot stops a minute before go test's -timeout (which would panic the binary with no
+// artifacts) and says that this bound, not the boot timeout, ran out.
+func TestBootContextEndsBeforeTheTestTimeout(t *testing.T) {
+	ctx, cancel := bootContext(deadlineTB{TB: t, d: time.Now().Add(time.Minute + 100*time.Millisecond)}, context.Background())
+	defer cancel()
+	select {
+	case <-ctx.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the boot context outlived the test's deadline")
+	}
+	err := explainDeadline(ctx, fmt.Errorf("waiting for SSH: %w", ctx.Err()))
+	assert.ErrorIs(t, err, context.DeadlineExceeded)
+	assert.ErrorContains(t, err, "go test's -timeout is a minute away")
+	assert.NoError(t, explainDeadline(ctx, nil))
 }

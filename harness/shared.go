@@ -69,7 +69,12 @@ func (s *Shared) boot(t *testing.T) {
 	for _, o := range s.opts {
 		o(&cfg)
 	}
-	s.m, s.err = start(context.Background(), cfg, "shared-"+packageName(), t.Logf)
+	// Bounded by the first test's deadline (go test -timeout), not only by the boot timeout: a
+	// binary that hits -timeout panics with no artifacts.
+	ctx, cancel := bootContext(t, context.Background())
+	defer cancel()
+	s.m, s.err = start(ctx, cfg, "shared-"+packageName(), t.Logf)
+	s.err = explainDeadline(ctx, s.err)
 	if s.m != nil {
 		s.m.setLog(stderrLog)
 	}
