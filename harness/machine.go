@@ -211,7 +211,7 @@ func (l launch) qemuConfig(ctx context.Context, m *Machine, seedPath string) (qe
 			return qemu.Config{}, err
 		}
 		for port, addr := range cfg.HostServices {
-			extra = append(extra, qemu.GuestForward(HostServiceIP, port, bridge+" bridge "+addr))
+			extra = append(extra, qemu.GuestForward(HostServiceIP, port, qemu.ShellQuote(bridge)+" bridge "+qemu.ShellQuote(addr)))
 		}
 	}
 	return qemu.Config{

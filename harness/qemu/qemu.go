@@ -358,10 +358,11 @@ func (i *Instance) Stop(grace time.Duration) {
 // "<prefix><n>".
 const HotplugPortPrefix = "hotplug"
 
-// GuestForward is a guestfwd rule: a guest connection to ip:port runs cmd on the host with the
-// connection as its stdin/stdout.
+// GuestForward is a guestfwd rule: a guest connection to ip:port runs cmd (a shell line: QEMU
+// runs it with /bin/sh -c; quote paths with ShellQuote) on the host with the connection as its
+// stdin/stdout. Commas are doubled for QEMU's option parser.
 func GuestForward(ip string, port int, cmd string) string {
-	return fmt.Sprintf("tcp:%s:%d-cmd:%s", ip, port, cmd)
+	return fmt.Sprintf("tcp:%s:%d-cmd:%s", ip, port, OptValue(cmd))
 }
 
 func freePort() (int, error) {

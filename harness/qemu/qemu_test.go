@@ -121,14 +121,17 @@ func TestArgvEscapesAndIncoming(t *testing.T) {
 		t.Skipf("needs x86_64 UEFI firmware: %v", err)
 	}
 	c := Config{Name: "t", Arch: a, MemoryMB: 1024, CPUs: 2, Accel: AccelTCG,
-		Drives:   []Drive{{ID: "cidata", Path: "/a,b/s.iso", Format: "raw", ReadOnly: true}},
-		Incoming: "/st ate/it's.state"}
+		Drives:        []Drive{{ID: "cidata", Path: "/a,b/s.iso", Format: "raw", ReadOnly: true}},
+		GuestForwards: []string{GuestForward("10.0.2.100", 9000, ShellQuote("/cache,x/$(rm -rf ~)/bridge")+" bridge 127.0.0.1:1")},
+		Incoming:      "/st ate/it's.state"}
 	args, err := c.Argv("/d,x/overlay.qcow2", "/d/vars.fd", "/d,x/qmp.sock", map[int]int{22: 2222})
 	require.NoError(t, err)
 	s := strings.Join(args, " ")
 	assert.Contains(t, s, "file=/d,,x/overlay.qcow2", "a comma in a path is doubled in QEMU options")
 	assert.Contains(t, s, "file=/a,,b/s.iso")
 	assert.Contains(t, s, "unix:/d,,x/qmp.sock,server=on")
+	assert.Contains(t, s, `guestfwd=tcp:10.0.2.100:9000-cmd:'/cache,,x/$(rm -rf ~)/bridge' bridge 127.0.0.1:1`,
+		"a guestfwd command: its path shell-quoted (QEMU runs it with sh -c), its commas doubled")
 	assert.Equal(t, []string{"-S", "-incoming", `exec:cat '/st ate/it'\''s.state'`}, args[len(args)-3:], "a restore starts paused and loads the state through sh, quoted")
 }
 

@@ -237,7 +237,15 @@ func (b *builder) stage(format string, args ...any) {
 
 // cmd runs a host command, streaming its output to the log with a prefix.
 func (b *builder) cmd(ctx context.Context, name string, args ...string) error {
+	return b.cmdIn(ctx, nil, name, args...)
+}
+
+// cmdIn runs a tool with stdin (argv, never a shell line: paths come from VMTEST_CACHE and
+// HOME, which a shell would expand), its output kept for the error and shown with
+// VMTEST_VERBOSE.
+func (b *builder) cmdIn(ctx context.Context, stdin io.Reader, name string, args ...string) error {
 	c := exec.CommandContext(ctx, name, args...)
+	c.Stdin = stdin
 	// On Ctrl-C let the tool clean up (mmdebstrap unmounts its chroot) before it is killed.
 	c.Cancel = func() error { return c.Process.Signal(os.Interrupt) }
 	c.WaitDelay = time.Minute
@@ -258,6 +266,9 @@ func (b *builder) cmd(ctx context.Context, name string, args ...string) error {
 				fmt.Fprintf(b.opts.Log, "    %s\n", sc.Text())
 			}
 		}
+		// A line over the scanner's limit ends the scan: keep draining, or the tool blocks on
+		// its full pipe for ever.
+		_, _ = io.Copy(io.Discard, pr)
 	}()
 	err := c.Run()
 	pw.Close()

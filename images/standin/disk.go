@@ -120,11 +120,7 @@ menuentry 'Azure Linux stand-in (Debian %s, %s)' {
 	f.Close()
 	layout := fmt.Sprintf("label: gpt\nunit: sectors\n\nstart=2048, size=%d, type=%s, name=\"EFI System\"\nstart=%d, size=%d, type=%s, uuid=%s, name=\"root\"\n",
 		espSize/512, espPartTyp, 2048+espSize/512, rootSize/512, a.RootPartType, partUUID)
-	layoutFile := filepath.Join(work, "layout.sfdisk")
-	if err := os.WriteFile(layoutFile, []byte(layout), 0o644); err != nil {
-		return err
-	}
-	if err := b.cmd(ctx, "sh", "-c", fmt.Sprintf("sfdisk --quiet %q < %q", raw, layoutFile)); err != nil {
+	if err := b.cmdIn(ctx, strings.NewReader(layout), "sfdisk", "--quiet", raw); err != nil {
 		return err
 	}
 	for _, p := range []struct {

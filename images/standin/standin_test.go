@@ -1,8 +1,11 @@
 package standin
 
 import (
+	"context"
+	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -66,4 +69,16 @@ deb http://ports.corp.example/debian bookworm main contrib
 	assert.NotContains(t, amd, "ports.corp.example")
 	assert.NotContains(t, amd, "nodesource")
 	require.Empty(t, selectSources(parseOneLine("deb http://x trixie main\n"), "bookworm", "amd64"))
+}
+
+// A tool that prints a line longer than the output scanner takes must still run to its end
+// (the builder used to stop reading, and the tool blocked on its full pipe for ever).
+func TestBuilderDrainsLongLines(t *testing.T) {
+	b := &builder{opts: Options{Log: io.Discard}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := b.cmdIn(ctx, strings.NewReader("x"), "sh", "-c", "head -c 3000000 /dev/zero | tr '\\0' a; echo; head -c 1000000 /dev/zero; cat >/dev/null; exit 3")
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "exit status 3", "the tool ran to its end")
+	assert.NoError(t, ctx.Err())
 }
