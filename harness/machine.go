@@ -491,6 +491,9 @@ func (m *Machine) output(t testing.TB, cmd string) (cmdOutput, int, error) {
 	ctx, cancel := context.WithTimeout(testContext(t), DefaultCommandTimeout)
 	defer cancel()
 	res, err := m.Run(ctx, cmd)
+	if res.Truncated {
+		t.Logf("guest command %q: output over %d MiB: only its first %d MiB kept", cmd, ssh.MaxOutput>>20, ssh.MaxOutput>>20)
+	}
 	return cmdOutput{string(res.Stdout), string(res.Stderr)}, res.ExitCode, err
 }
 

@@ -50,3 +50,15 @@ func TestParseBatchRefusesTruncatedOutput(t *testing.T) {
 	_, err = ParseBatch([]byte("tok B 0\nx\ntok E 0 zz\n"), errs, "tok", 1)
 	assert.ErrorContains(t, err, "exit code")
 }
+
+func TestOutputIsBounded(t *testing.T) {
+	var b syncBuffer
+	chunk := make([]byte, 1<<20)
+	for i := 0; i < MaxOutput>>20+3; i++ {
+		n, err := b.Write(chunk)
+		require.NoError(t, err, "a full buffer must not fail the session's writer")
+		require.Equal(t, len(chunk), n)
+	}
+	assert.Len(t, b.Bytes(), MaxOutput)
+	assert.True(t, b.dropped())
+}

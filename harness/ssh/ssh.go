@@ -101,7 +101,13 @@ type Result struct {
 	Stdout, Stderr []byte
 	ExitCode       int
 	Duration       time.Duration
+	// Truncated: the command wrote more than MaxOutput to stdout or stderr; the first
+	// MaxOutput bytes of each are kept, the rest was read and dropped.
+	Truncated bool
 }
+
+// MaxOutput bounds what is kept of a command's stdout and of its stderr.
+const MaxOutput = 64 << 20
 
 // ErrConnectionLost means the connection broke while the command ran: it may or may not have
 // finished in the guest.
@@ -151,10 +157,10 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 			case <-done:
 			}
 		}()
-		return Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), ExitCode: -1, Duration: time.Since(start)},
+		return Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), ExitCode: -1, Duration: time.Since(start), Truncated: out.dropped() || errb.dropped()},
 			fmt.Errorf("command %q: %w", cmd, ctx.Err())
 	}
-	res := Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), Duration: time.Since(start)}
+	res := Result{Stdout: out.Bytes(), Stderr: errb.Bytes(), Duration: time.Since(start), Truncated: out.dropped() || errb.dropped()}
 	if o.setup {
 		res.ExitCode = -1
 		return res, o.err
@@ -180,15 +186,30 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 }
 
 // syncBuffer is a bytes.Buffer safe to read while the session writes to it.
+// syncBuffer keeps the first MaxOutput bytes written to it and counts the rest (a guest that
+// floods its output must not exhaust the host's memory).
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	extra int64
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	room := MaxOutput - s.b.Len()
+	if len(p) > room {
+		s.extra += int64(len(p) - room)
+		s.b.Write(p[:room])
+		return len(p), nil
+	}
 	return s.b.Write(p)
+}
+
+func (s *syncBuffer) dropped() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.extra > 0
 }
 
 func (s *syncBuffer) Bytes() []byte {
