@@ -544,8 +544,12 @@ func (m *Machine) reboot(ctx context.Context) error {
 	// confirmed by the new boot ID.
 	const step = 20 * time.Second
 	rctx, rcancel := context.WithTimeout(ctx, step)
-	_, _ = m.Run(rctx, "sudo systemctl reboot")
+	res, err := m.Run(rctx, "sudo systemctl reboot")
 	rcancel()
+	if err == nil && res.ExitCode != 0 {
+		// Refused (no sudo, a blocking inhibitor, ...): nothing will reboot, so do not wait.
+		return fmt.Errorf("`sudo systemctl reboot` exited %d: %s", res.ExitCode, strings.TrimSpace(string(res.Stderr)))
+	}
 	m.dropClient()
 	for {
 		if err := m.dialSSH(ctx); err != nil {

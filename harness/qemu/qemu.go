@@ -259,7 +259,7 @@ func start(ctx context.Context, c Config, overlay, vars string, ports map[int]in
 	if err != nil {
 		inst.Kill()
 		<-inst.exited
-		return nil, fmt.Errorf("QEMU did not come up: %v\n%s", inst.ExitError(), inst.stderr.String())
+		return nil, fmt.Errorf("QEMU did not come up: %v", inst.ExitError()) // ExitError carries QEMU's stderr
 	}
 	inst.QMP = mon
 	return inst, nil
@@ -323,11 +323,22 @@ func (i *Instance) Fault() error {
 // Pid is QEMU's process ID.
 func (i *Instance) Pid() int { return i.cmd.Process.Pid }
 
-// Kill ends QEMU at once.
-func (i *Instance) Kill() {
+// markStopped records that the harness ends QEMU, unless QEMU already exited by itself (then
+// its exit is reported as its own).
+func (i *Instance) markStopped() {
+	select {
+	case <-i.exited:
+		return
+	default:
+	}
 	i.mu.Lock()
 	i.stopped = true
 	i.mu.Unlock()
+}
+
+// Kill ends QEMU at once.
+func (i *Instance) Kill() {
+	i.markStopped()
 	if i.cmd.Process != nil {
 		_ = i.cmd.Process.Kill()
 	}
@@ -335,9 +346,7 @@ func (i *Instance) Kill() {
 
 // Stop asks QEMU to quit over QMP and kills it if it has not exited within grace.
 func (i *Instance) Stop(grace time.Duration) {
-	i.mu.Lock()
-	i.stopped = true
-	i.mu.Unlock()
+	i.markStopped()
 	select {
 	case <-i.exited:
 	default:
