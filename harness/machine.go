@@ -363,21 +363,63 @@ func (m *Machine) Dead() error {
 	return nil
 }
 
-// guard returns ctx, also cancelled when the guest dies.
+// Heartbeat bounds: while a command runs, the guest is asked every HeartbeatEvery whether it
+// still runs (QEMU's status over QMP: a paused or stopped guest fails the command at once) and
+// answers (an SSH keepalive: no answer for HeartbeatSilence fails it; generous, because a
+// guest starved of host CPU under TCG can be slow without being stuck).
+var (
+	HeartbeatEvery   = 5 * time.Second
+	HeartbeatSilence = 60 * time.Second
+)
+
+// guard returns ctx, also cancelled when the guest dies or stops answering; context.Cause
+// then says why.
 func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancelCause(ctx)
 	go func() {
-		select {
-		case <-ctx.Done():
-		case <-m.console.Fatal():
-			cancel()
-		case <-m.inst.Exited():
-			cancel()
-		case <-m.inst.QMP.Panicked():
-			cancel()
+		tick := time.NewTicker(HeartbeatEvery)
+		defer tick.Stop()
+		answered := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-m.console.Fatal():
+				cancel(errors.New("the guest died (console)"))
+				return
+			case <-m.inst.Exited():
+				cancel(errors.New("QEMU exited"))
+				return
+			case <-m.inst.QMP.Panicked():
+				cancel(errors.New("the guest panicked"))
+				return
+			case <-tick.C:
+				if err := m.heartbeat(ctx, &answered); err != nil {
+					cancel(err)
+					return
+				}
+			}
 		}
 	}()
-	return ctx, cancel
+	return ctx, func() { cancel(nil) }
+}
+
+// heartbeat checks the guest runs and answers; answered is when it last answered.
+func (m *Machine) heartbeat(ctx context.Context, answered *time.Time) error {
+	hctx, cancel := context.WithTimeout(ctx, HeartbeatEvery)
+	defer cancel()
+	if st, err := m.inst.QMP.QueryStatus(hctx); err == nil && !st.Running {
+		return fmt.Errorf("the guest stopped running (QEMU status %q)", st.Status)
+	}
+	c := m.sshClient()
+	if c == nil || c.Alive(hctx) == nil { // no connection yet (a boot): nothing to ask
+		*answered = time.Now()
+		return nil
+	}
+	if ctx.Err() == nil && time.Since(*answered) > HeartbeatSilence {
+		return fmt.Errorf("the guest stopped answering: no SSH keepalive reply for %s (QEMU still runs it: a hang, or a host too loaded to run it)", time.Since(*answered).Round(time.Second))
+	}
+	return nil
 }
 
 // dropClient closes the kept SSH connection, if any.
@@ -411,6 +453,11 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 	gctx, cancel := m.guard(ctx)
 	defer cancel()
 	res, err := c.Run(gctx, GuestPATH+cmd, nil)
+	if cause := context.Cause(gctx); err != nil && ctx.Err() == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		if d := m.Dead(); d == nil {
+			return res, fmt.Errorf("%q: %w", cmd, cause) // stopped, or stopped answering
+		}
+	}
 	if err != nil && ctx.Err() == nil {
 		// A lost connection is often the first sign of a dying guest: give QEMU's exit or the
 		// console's panic line a moment to arrive so the error says why.

@@ -105,6 +105,23 @@ func TestPanicReportedByPvpanic(t *testing.T) {
 	require.Error(t, err, "a panicked guest answers nothing")
 }
 
+// TestStoppedGuestCaughtByHeartbeat: a guest whose vCPUs all stop (QMP stop, as a hung
+// hypervisor would leave it) fails the command in flight within 15 s, saying so, instead of
+// waiting for the command's own bound.
+func TestStoppedGuestCaughtByHeartbeat(t *testing.T) {
+	m := harness.Boot(t)
+	go func() {
+		time.Sleep(2 * time.Second)
+		_ = m.Instance().QMP.Run(context.Background(), "stop", nil, nil)
+	}()
+	start := time.Now()
+	_, err := m.Run(t.Context(), "sleep 300")
+	require.Error(t, err)
+	t.Logf("after %.1fs: %v", time.Since(start).Seconds(), err)
+	assert.Less(t, time.Since(start), 15*time.Second, "a stopped guest must be noticed within 15 s")
+	assert.Contains(t, err.Error(), `the guest stopped running (QEMU status "paused")`)
+}
+
 // TestKilledQEMUFailsClearly kills QEMU under a running command.
 func TestKilledQEMUFailsClearly(t *testing.T) {
 	m := harness.Boot(t)
