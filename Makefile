@@ -11,7 +11,7 @@ SUITES_TIMEOUT ?= 60m
 SELFTEST_TIMEOUT ?= 40m
 export VMTEST_ARTIFACTS ?= $(ARTIFACTS)
 
-.PHONY: check test setup image vet unit selftest suites vmtests bench record clean
+.PHONY: check test setup image vet unit selftest suites vmtests bench record soak clean
 
 check: setup image suites
 
@@ -49,6 +49,12 @@ vmtests: image
 # save and restore times, and the last make test's wall time and VM counts.
 bench: image
 	VMTEST_BENCH=1 $(GO) test -count=1 -run '^TestBenchReport$$' -v -timeout 40m ./harness/selftest/
+
+# Runs every suite N times on each architecture in ARCHES and writes _artifacts/soak.md (each
+# test's result per run; flaky tests named, never retried).
+N ?= 5
+soak: image
+	N=$(N) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/soak.sh
 
 # Records every check table's probe output from a booted image as
 # fixtures/<profile>/<probe>/good-<arch>.txt (only where every row reading it passed), for each

@@ -1,0 +1,123 @@
+// Command vmtest-soak tabulates repeated runs of the suites (make soak): given the `go test
+// -json` output of each run, it prints every test's result per run and calls a test flaky when
+// it both passed and failed. Nothing is retried: a flaky test is reported, never made green.
+//
+//	vmtest-soak run-1.json run-2.json ... > soak.md
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+)
+
+// results maps "package/Test" to its action ("pass", "fail", "skip") in one run.
+type results map[string]string
+
+func read(r io.Reader) (results, error) {
+	res := results{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		var ev struct{ Action, Package, Test string }
+		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Test == "" {
+			continue
+		}
+		switch ev.Action {
+		case "pass", "fail", "skip":
+			res[path.Base(ev.Package)+"/"+ev.Test] = ev.Action
+		}
+	}
+	return res, sc.Err()
+}
+
+// table renders the runs as markdown, and says whether any test failed in any run.
+func table(runs []results) (string, bool) {
+	names := map[string]bool{}
+	for _, r := range runs {
+		for n := range r {
+			names[n] = true
+		}
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	var b strings.Builder
+	b.WriteString("| test |")
+	for i := range runs {
+		fmt.Fprintf(&b, " %d |", i+1)
+	}
+	b.WriteString(" verdict |\n|---|")
+	b.WriteString(strings.Repeat("---|", len(runs)+1) + "\n")
+	anyFail := false
+	var flaky, failing []string
+	for _, n := range sorted {
+		fmt.Fprintf(&b, "| `%s` |", n)
+		pass, fail := 0, 0
+		for _, r := range runs {
+			a := r[n]
+			mark := map[string]string{"pass": "ok", "fail": "FAIL", "skip": "skip", "": "-"}[a]
+			fmt.Fprintf(&b, " %s |", mark)
+			switch a {
+			case "pass":
+				pass++
+			case "fail":
+				fail++
+			}
+		}
+		verdict := "stable"
+		switch {
+		case fail > 0 && pass > 0:
+			verdict, anyFail = "**flaky**", true
+			flaky = append(flaky, n)
+		case fail > 0:
+			verdict, anyFail = "**fails**", true
+			failing = append(failing, n)
+		case pass == 0:
+			verdict = "skipped"
+		}
+		fmt.Fprintf(&b, " %s |\n", verdict)
+	}
+	fmt.Fprintf(&b, "\n%d runs, %d tests: %d flaky, %d failing in every run that ran them.\n", len(runs), len(sorted), len(flaky), len(failing))
+	for _, n := range flaky {
+		fmt.Fprintf(&b, "- flaky: `%s`\n", n)
+	}
+	for _, n := range failing {
+		fmt.Fprintf(&b, "- fails: `%s`\n", n)
+	}
+	return b.String(), anyFail
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: vmtest-soak RUN.json...  (go test -json output, one file per run)")
+		os.Exit(2)
+	}
+	var runs []results
+	for _, f := range os.Args[1:] {
+		fh, err := os.Open(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		r, err := read(fh)
+		fh.Close()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", f, err)
+			os.Exit(2)
+		}
+		runs = append(runs, r)
+	}
+	out, failed := table(runs)
+	fmt.Print(out)
+	if failed {
+		os.Exit(1)
+	}
+}
