@@ -23,6 +23,7 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
@@ -120,6 +121,20 @@ func TestStoppedGuestCaughtByHeartbeat(t *testing.T) {
 	t.Logf("after %.1fs: %v", time.Since(start).Seconds(), err)
 	assert.Less(t, time.Since(start), 15*time.Second, "a stopped guest must be noticed within 15 s")
 	assert.Contains(t, err.Error(), `the guest stopped running (QEMU status "paused")`)
+}
+
+// TestSSHDKilledMidCommand: when the guest's sshd dies under a running command, the command
+// fails at once with "outcome unknown" (the connection was lost: it may or may not have run to
+// its end) and is not run again.
+func TestSSHDKilledMidCommand(t *testing.T) {
+	m := harness.Boot(t)
+	start := time.Now()
+	_, err := m.Run(t.Context(), "echo ran >> /var/tmp/runs; sudo systemctl kill -s KILL ssh.service; sleep 120")
+	require.Error(t, err)
+	t.Logf("after %.1fs: %v", time.Since(start).Seconds(), err)
+	assert.Less(t, time.Since(start), 30*time.Second)
+	assert.ErrorIs(t, err, ssh.ErrConnectionLost)
+	assert.Contains(t, err.Error(), "connection lost before the command finished")
 }
 
 // TestKilledQEMUFailsClearly kills QEMU under a running command.
