@@ -28,19 +28,21 @@ import (
 
 // Machine is a booted guest reachable over SSH.
 type Machine struct {
-	cfg      Config
-	name     string
-	dir      string      // private, 0700: overlay, keys, QMP socket, console log
-	dirLock  *cache.Lock // held while the folder is this process's (see removeStaleDirs)
-	inst     *qemu.Instance
-	console  *console.Recorder
-	profile  *profile.Profile
-	sshCfg   ssh.Config
-	userKey  *cloudinit.KeyPair
-	hostKey  *cloudinit.KeyPair
-	userData []byte
-	started  time.Time
-	logf     func(string, ...any)
+	cfg     Config
+	name    string
+	dir     string      // private, 0700: overlay, keys, QMP socket, console log
+	dirLock *cache.Lock // held while the folder is this process's (see removeStaleDirs)
+	// faultReported: Dead already waited for the console after a fault QEMU reported.
+	faultReported bool
+	inst          *qemu.Instance
+	console       *console.Recorder
+	profile       *profile.Profile
+	sshCfg        ssh.Config
+	userKey       *cloudinit.KeyPair
+	hostKey       *cloudinit.KeyPair
+	userData      []byte
+	started       time.Time
+	logf          func(string, ...any)
 
 	// Stages are the boot's measured stage times (from QEMU start).
 	Stages BootStages
@@ -358,9 +360,30 @@ func (m *Machine) Dead() error {
 		if err := m.inst.ExitError(); err != nil {
 			return err
 		}
-		return m.inst.Fault()
+		if err := m.inst.Fault(); err != nil {
+			return m.faultWithConsole(err)
+		}
 	}
 	return nil
+}
+
+// faultWithConsole adds what the console says to a fault QEMU reported (pvpanic's event can
+// arrive before the panic's own lines): it waits for them up to 2 s, once.
+func (m *Machine) faultWithConsole(fault error) error {
+	m.mu.Lock()
+	done := m.faultReported
+	m.faultReported = true
+	m.mu.Unlock()
+	if !done {
+		select {
+		case <-m.console.Fatal():
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if cerr := m.console.FatalError(); cerr != nil {
+		return fmt.Errorf("%w\n%v", fault, cerr)
+	}
+	return fmt.Errorf("%w\nconsole tail:\n%s", fault, m.console.Tail(30))
 }
 
 // Heartbeat bounds: while a command runs, the guest is asked every HeartbeatEvery whether it
