@@ -3,7 +3,6 @@ package harness
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -70,7 +69,7 @@ func (m *Machine) attachDisk(ctx context.Context, id, bus string, sizeMB int) er
 		return fmt.Errorf("all %d hot-plug slots are in use: detach a disk first", hotplugSlots)
 	}
 	path := filepath.Join(m.dir, "disk-"+id+".qcow2")
-	if out, err := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", path, fmt.Sprintf("%dM", sizeMB)).CombinedOutput(); err != nil {
+	if out, err := qemu.Command(ctx, "qemu-img", "create", "-q", "-f", "qcow2", path, fmt.Sprintf("%dM", sizeMB)).CombinedOutput(); err != nil {
 		m.freeSlot(id)
 		return fmt.Errorf("qemu-img create: %v: %s", err, out)
 	}

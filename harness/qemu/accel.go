@@ -85,7 +85,7 @@ func probeKVM(a arch.Arch) (bool, string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, a.QEMUBinary, append([]string{"-accel", "kvm", "-nodefaults", "-display", "none", "-m", "64", "-bios", bios}, args...)...)
+	cmd := Command(ctx, a.QEMUBinary, append([]string{"-accel", "kvm", "-nodefaults", "-display", "none", "-m", "64", "-bios", bios}, args...)...)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
 		return false, "a KVM guest made no progress in 5 s (no hardware virtualisation for this VM?)"

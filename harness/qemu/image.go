@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -45,7 +46,7 @@ func Inspect(ctx context.Context, path string) (ImageInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var stderr bytes.Buffer
-	c := exec.CommandContext(ctx, "qemu-img", "info", "--output=json", abs)
+	c := Command(ctx, "qemu-img", "info", "--output=json", abs)
 	c.Stderr = &stderr
 	out, err := c.Output()
 	if err != nil {
@@ -82,7 +83,7 @@ func Inspect(ctx context.Context, path string) (ImageInfo, error) {
 // boot to an initramfs prompt and wait out the boot timeout. Leaked clusters are harmless.
 func checkQcow2(ctx context.Context, info ImageInfo) error {
 	var stdout, stderr bytes.Buffer
-	c := exec.CommandContext(ctx, "qemu-img", "check", "-U", "-f", "qcow2", info.Path)
+	c := Command(ctx, "qemu-img", "check", "-U", "-f", "qcow2", info.Path)
 	c.Stdout, c.Stderr = &stdout, &stderr
 	err := c.Run()
 	var exit *exec.ExitError
@@ -111,7 +112,7 @@ func checkPartitionTable(ctx context.Context, info ImageInfo) error {
 	tmp.Close()
 	defer os.Remove(tmp.Name())
 	var stderr bytes.Buffer
-	c := exec.CommandContext(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", "count=2", "if="+info.Path, "of="+tmp.Name())
+	c := Command(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", "count=2", "if="+info.Path, "of="+tmp.Name())
 	c.Stderr = &stderr
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("image %s (%s) cannot be read: %s", info.Path, info.Format, strings.TrimSpace(stderr.String()))
@@ -148,7 +149,7 @@ func checkBackupGPT(ctx context.Context, info ImageInfo, lba uint64) error {
 	defer os.Remove(tmp.Name())
 	var stderr bytes.Buffer
 	// qemu-img dd counts count= from the start of the input, skipped blocks included.
-	c := exec.CommandContext(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", fmt.Sprintf("skip=%d", lba), fmt.Sprintf("count=%d", lba+1),
+	c := Command(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", fmt.Sprintf("skip=%d", lba), fmt.Sprintf("count=%d", lba+1),
 		"if="+info.Path, "of="+tmp.Name())
 	c.Stderr = &stderr
 	if err := c.Run(); err != nil {
@@ -167,10 +168,20 @@ func checkBackupGPT(ctx context.Context, info ImageInfo, lba uint64) error {
 // CreateOverlay makes a qcow2 overlay over the base image, so the VM never writes the base.
 func CreateOverlay(ctx context.Context, base ImageInfo, overlay string) error {
 	var stderr bytes.Buffer
-	c := exec.CommandContext(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", base.Format, "-b", base.Path, overlay)
+	c := Command(ctx, "qemu-img", "create", "-q", "-f", "qcow2", "-F", base.Format, "-b", base.Path, overlay)
 	c.Stderr = &stderr
 	if err := c.Run(); err != nil {
 		return fmt.Errorf("creating overlay over %s: %s", base.Path, strings.TrimSpace(stderr.String()))
 	}
 	return nil
+}
+
+// Command is a helper tool (qemu-img, a probe QEMU) run for the harness: it dies with the
+// test process (Pdeathsig), and Wait returns at most 5 s after ctx ends even if the tool
+// left children holding its output.
+func Command(ctx context.Context, name string, args ...string) *exec.Cmd {
+	c := exec.CommandContext(ctx, name, args...)
+	c.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	c.WaitDelay = 5 * time.Second
+	return c
 }
