@@ -3,6 +3,7 @@ package harness
 import (
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -47,4 +48,19 @@ func TestArtifactsHoldNoPrivateKey(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(b), "<private key redacted by azl-vmtest>")
 	assert.Contains(t, string(b), hostKey.PublicLine, "the public half stays: it says which key the guest had")
+}
+
+// A full disk while writing artifacts is reported (the run says its artifacts are incomplete)
+// instead of silently losing them.
+func TestArtifactsOnAFullDisk(t *testing.T) {
+	dst := t.TempDir()
+	if err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", dst).Run(); err != nil {
+		t.Skipf("needs to mount a small tmpfs (root): %v", err)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", dst).Run() })
+	m := &Machine{dir: t.TempDir(), userData: []byte("#cloud-config\n")}
+	require.NoError(t, os.WriteFile(filepath.Join(m.dir, "console.log"), make([]byte, 1<<20), 0o600))
+	err := m.saveArtifacts(filepath.Join(dst, "test"))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "no space left on device")
 }
