@@ -137,6 +137,24 @@ func TestSSHDKilledMidCommand(t *testing.T) {
 	assert.Contains(t, err.Error(), "connection lost before the command finished")
 }
 
+// TestNetworkCutMidCommand: a guest whose network link goes down under a running command
+// still runs (QEMU's status stays "running") but cannot answer: the heartbeat's SSH keepalive
+// goes unanswered, and the command fails once HeartbeatSilence has passed, saying the guest
+// stopped answering, instead of waiting out the command's own bound.
+func TestNetworkCutMidCommand(t *testing.T) {
+	m := harness.Boot(t)
+	go func() {
+		time.Sleep(2 * time.Second)
+		_ = m.Instance().QMP.Run(context.Background(), "set_link", map[string]any{"name": "net0", "up": false}, nil)
+	}()
+	start := time.Now()
+	_, err := m.Run(t.Context(), "sleep 600")
+	require.Error(t, err)
+	t.Logf("after %.1fs: %v", time.Since(start).Seconds(), err)
+	assert.Less(t, time.Since(start), harness.HeartbeatSilence+30*time.Second)
+	assert.Contains(t, err.Error(), "the guest stopped answering: no SSH keepalive reply")
+}
+
 // TestKilledQEMUFailsClearly kills QEMU under a running command.
 func TestKilledQEMUFailsClearly(t *testing.T) {
 	m := harness.Boot(t)
