@@ -118,7 +118,15 @@ func TestStaleFoldersByLock(t *testing.T) {
 	dead, deadLock, err := newPrivateDir("dead")
 	require.NoError(t, err)
 	deadLock.Unlock() // as the kernel does when its process dies
+	young, youngLock, err := newPrivateDir("young")
+	require.NoError(t, err)
+	youngLock.Unlock()
+	old := time.Now().Add(-2 * time.Minute)
+	for _, d := range []string{live, dead} {
+		require.NoError(t, os.Chtimes(d, old, old))
+	}
 	removeStaleDirs()
+	assert.DirExists(t, young, "a folder made in the last minute (its owner may not hold its lock yet)")
 	assert.DirExists(t, live, "a folder whose owner holds its lock")
 	assert.NoDirExists(t, dead, "a folder whose owner is gone")
 }

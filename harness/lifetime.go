@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
@@ -112,6 +113,10 @@ func newPrivateDir(name string) (string, *cache.Lock, error) {
 func removeStaleDirs() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
 	for _, d := range dirs {
+		// A folder made in the last minute may be between its creation and its owner's lock.
+		if st, err := os.Stat(d); err != nil || time.Since(st.ModTime()) < time.Minute {
+			continue
+		}
 		lockPath := filepath.Join(d, "owner.lock")
 		if _, err := os.Stat(lockPath); err != nil {
 			removeLegacyDir(d)
