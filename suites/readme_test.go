@@ -17,6 +17,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/suites/agents"
 	"github.com/azl-vmtest/azl-vmtest/suites/boot"
 	"github.com/azl-vmtest/azl-vmtest/suites/firewall"
+	"github.com/azl-vmtest/azl-vmtest/suites/hardening"
 	"github.com/azl-vmtest/azl-vmtest/suites/logging"
 	"github.com/azl-vmtest/azl-vmtest/suites/network"
 	"github.com/azl-vmtest/azl-vmtest/suites/storage"
@@ -29,6 +30,7 @@ var tables = []struct {
 }{
 	{"boot", boot.Checks}, {"network", network.Checks}, {"firewall", firewall.Checks},
 	{"storage", storage.Checks}, {"logging", logging.Checks}, {"agents", agents.Checks},
+	{"hardening", hardening.Checks},
 }
 
 const begin, end = "<!-- check tables: begin (generated: VMTEST_UPDATE_README=1 go test ./suites/ -run Readme) -->\n", "<!-- check tables: end -->\n"

@@ -7,6 +7,7 @@ package check
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -180,4 +181,29 @@ func cloudInitErrors(out string) []string {
 		}
 	}
 	return items
+}
+
+// Sysctls compares `sysctl k1 k2 ...` output with the profile's values.
+func Sysctls(want map[string]string, out string) error {
+	got := map[string]string{}
+	for _, l := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok {
+			got[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), " ")
+		}
+	}
+	keys := make([]string, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var errs []error
+	for _, k := range keys {
+		v, ok := got[k]
+		if !ok {
+			errs = append(errs, fmt.Errorf("sysctl %s: expected %q, got nothing (unknown key?)", k, want[k]))
+			continue
+		}
+		errs = append(errs, Equal("sysctl "+k, want[k], v))
+	}
+	return Errors(errs...)
 }

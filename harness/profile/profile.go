@@ -105,17 +105,26 @@ type Agents struct {
 	ClientAliveMax int                 `yaml:"client_alive_max"`
 }
 
+// Hardening is what the hardening suite checks.
+type Hardening struct {
+	// KernelSysctls: kernel and BPF hardening sysctls (sysctl -n), key -> value.
+	KernelSysctls map[string]string `yaml:"kernel_sysctls"`
+	Seccomp       *bool             `yaml:"seccomp"`  // the kernel offers seccomp filtering
+	Lockdown      string            `yaml:"lockdown"` // the kernel lockdown mode: none | integrity | confidentiality
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
-	Name        string   `yaml:"name"`
-	Description string   `yaml:"description"`
-	Match       Match    `yaml:"match"`
-	Boot        Boot     `yaml:"boot"`
-	Network     Network  `yaml:"network"`
-	Firewall    Firewall `yaml:"firewall"`
-	Storage     Storage  `yaml:"storage"`
-	Logging     Logging  `yaml:"logging"`
-	Agents      Agents   `yaml:"agents"`
+	Name        string    `yaml:"name"`
+	Description string    `yaml:"description"`
+	Match       Match     `yaml:"match"`
+	Boot        Boot      `yaml:"boot"`
+	Network     Network   `yaml:"network"`
+	Firewall    Firewall  `yaml:"firewall"`
+	Storage     Storage   `yaml:"storage"`
+	Logging     Logging   `yaml:"logging"`
+	Agents      Agents    `yaml:"agents"`
+	Hardening   Hardening `yaml:"hardening"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -283,6 +284,66 @@ func TestNoQEMUAfterSignals(t *testing.T) {
 	}
 }
 
+// TestSignalsAtRandomPoints signals a child that restores a VM and runs commands, at a random
+// moment of its life (during the restore, the refresh, a command), with SIGINT, SIGTERM or
+// SIGKILL: every time, no QEMU of the child's is left and (after the next harness process, for
+// SIGKILL) no private folder. VMTEST_SIGNAL_POINTS sets how many (default 6; 20 in a soak).
+func TestSignalsAtRandomPoints(t *testing.T) {
+	points := 6
+	if v, err := strconv.Atoi(os.Getenv("VMTEST_SIGNAL_POINTS")); err == nil && v > 0 {
+		points = v
+	}
+	sigs := []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGKILL}
+	for i := 0; i < points; i++ {
+		sig := sigs[mrand.IntN(len(sigs))]
+		delay := time.Duration(mrand.Int64N(int64(12 * time.Second)))
+		t.Run(fmt.Sprintf("%d-%s-after-%s", i, sig, delay.Round(100*time.Millisecond)), func(t *testing.T) {
+			tmp, err := os.MkdirTemp("", "vt")
+			require.NoError(t, err)
+			t.Cleanup(func() { os.RemoveAll(tmp) })
+			cmd := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$", "-test.v")
+			cmd.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=work", "TMPDIR="+tmp)
+			cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+			require.NoError(t, cmd.Start())
+			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+			time.Sleep(delay)
+			require.NoError(t, cmd.Process.Signal(sig))
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				t.Fatalf("the child did not exit within 30 s of %s", sig)
+			}
+			// The child's QEMU had its overlay in tmp: none may be left.
+			var left []string
+			for i := 0; i < 50; i++ {
+				out, _ := exec.Command("pgrep", "-f", "qemu-system.*"+tmp).Output()
+				if left = strings.Fields(string(out)); len(left) == 0 {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			assert.Empty(t, left, "QEMU processes of the child left after %s", sig)
+			dirs, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+			if sig != syscall.SIGKILL {
+				assert.Empty(t, dirs, "private folders left after %s", sig)
+				return
+			}
+			old := time.Now().Add(-2 * time.Minute)
+			for _, d := range dirs {
+				require.NoError(t, os.Chtimes(d, old, old))
+			}
+			clean := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$")
+			clean.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=cleanup", "TMPDIR="+tmp)
+			out, err := clean.CombinedOutput()
+			require.NoError(t, err, "%s", out)
+			dirs, _ = filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+			assert.Empty(t, dirs, "the next harness process removes a SIGKILLed run's folders")
+		})
+	}
+}
+
 // TestHelperHoldVM is TestNoQEMUAfterSignals's child: it starts a VM, prints QEMU's PID and
 // waits for its signal; as "cleanup" it only starts the harness (which removes stale folders).
 func TestHelperHoldVM(t *testing.T) {
@@ -291,6 +352,11 @@ func TestHelperHoldVM(t *testing.T) {
 		_, err := harness.ConfigFromEnv()
 		require.NoError(t, err)
 		return
+	case "work": // restore a VM and keep it busy until signalled
+		m := harness.Boot(t)
+		for {
+			m.MustRun(t, "uname -r; sleep 0.2")
+		}
 	case "1":
 	default:
 		t.Skip("helper for TestNoQEMUAfterSignals (runs only as its child)")

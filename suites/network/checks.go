@@ -5,7 +5,6 @@ package network
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
@@ -35,7 +34,7 @@ var Checks = check.Table{
 	check.New("network.dhcp", probeAddr, "the primary NIC's IPv4 address is dynamic (DHCP), or static", DHCP),
 	check.New("network.cloud_init_network_file", probeFile, "cloud-init rendered the NIC's networkd file with `DHCP=yes` or `ipv4` in `[Network]`", NetworkFileDHCP),
 	check.New("network.ipv6", probeIPv6, "IPv6 on (disable_ipv6=0, a link-local address) or off", IPv6),
-	check.New("network.sysctls", probeSysctls, "each network sysctl has the profile's value", Sysctls),
+	check.New("network.sysctls", probeSysctls, "each network sysctl has the profile's value", check.Sysctls),
 }
 
 // cutIface splits "iface=<name>" off a probe's output.
@@ -155,31 +154,6 @@ func IPv6(enabled bool, out string) error {
 		errs = append(errs, fmt.Errorf("IPv6 link-local address on %s: expected an fe80:: address, got %q", iface, strings.Join(lines[2:], " ")))
 	case !enabled && strings.Contains(addrs, "inet6 "):
 		errs = append(errs, fmt.Errorf("IPv6 on %s: expected no IPv6 address (IPv6 is off), got %q", iface, strings.Join(lines[2:], " ")))
-	}
-	return check.Errors(errs...)
-}
-
-// Sysctls compares `sysctl k1 k2 ...` output with the profile's values.
-func Sysctls(want map[string]string, out string) error {
-	got := map[string]string{}
-	for _, l := range strings.Split(out, "\n") {
-		if k, v, ok := strings.Cut(l, "="); ok {
-			got[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), " ")
-		}
-	}
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var errs []error
-	for _, k := range keys {
-		v, ok := got[k]
-		if !ok {
-			errs = append(errs, fmt.Errorf("sysctl %s: expected %q, got nothing (unknown key?)", k, want[k]))
-			continue
-		}
-		errs = append(errs, check.Equal("sysctl "+k, want[k], v))
 	}
 	return check.Errors(errs...)
 }
