@@ -34,6 +34,7 @@ type Machine struct {
 	dirLock *cache.Lock // held while the folder is this process's (see removeStaleDirs)
 	// faultReported: Dead already waited for the console after a fault QEMU reported.
 	faultReported bool
+	closing       sync.WaitGroup // held while Close runs
 	inst          *qemu.Instance
 	console       *console.Recorder
 	profile       *profile.Profile
@@ -285,14 +286,19 @@ func defaultBootTimeout(accel string, a arch.Arch) time.Duration {
 	}
 }
 
-// Close stops QEMU and removes the private folder. Safe to call more than once.
+// Close stops QEMU and removes the private folder. Safe to call more than once and from
+// several goroutines: a second call waits until the first is done (a test failing because a
+// signal handler is stopping its VM must not let the process exit before the folder is gone).
 func (m *Machine) Close() {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
+		m.closing.Wait()
 		return
 	}
 	m.closed = true
+	m.closing.Add(1)
+	defer m.closing.Done()
 	unregister(m)
 	c := m.client
 	m.client = nil
