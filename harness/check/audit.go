@@ -112,7 +112,7 @@ func Audit(t Table, fsys fs.FS) []error {
 				problems = append(problems, fmt.Errorf("%s: name it good*.txt or broken-<key>[-<what>].txt", a))
 				continue
 			case !ok:
-				if !knownKey(key) {
+				if !profile.IsKey(key) {
 					problems = append(problems, fmt.Errorf("%s: breaks %q, which is no profile key", a, key))
 				}
 				continue // another suite's row reads this probe too
@@ -147,13 +147,4 @@ func Audit(t Table, fsys fs.FS) []error {
 		}
 	}
 	return problems
-}
-
-func knownKey(k string) bool {
-	for _, x := range profile.Keys() {
-		if x == k {
-			return true
-		}
-	}
-	return false
 }

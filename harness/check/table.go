@@ -122,15 +122,11 @@ func (t Table) Probes() []Probe {
 // Validate finds mistakes in a table itself: a key no profile has, a key checked twice, two
 // probes of one name with different commands.
 func (t Table) Validate() error {
-	known := map[string]bool{}
-	for _, k := range profile.Keys() {
-		known[k] = true
-	}
 	var errs []error
 	keys := map[string]bool{}
 	cmds := map[string]string{}
 	for _, r := range t {
-		if !known[r.Key] {
+		if !profile.IsKey(r.Key) {
 			errs = append(errs, fmt.Errorf("row %s: no such profile key", r.Key))
 		}
 		if keys[r.Key] {
@@ -145,7 +141,7 @@ func (t Table) Validate() error {
 			errs = append(errs, fmt.Errorf("row %s: probe name %q must be a folder name", r.Key, r.Probe.Name))
 		}
 		for _, m := range placeholder.FindAllStringSubmatch(r.Probe.Cmd, -1) {
-			if !known[m[1]] {
+			if !profile.IsKey(m[1]) {
 				errs = append(errs, fmt.Errorf("probe %s: command names unknown key {%s}", r.Probe.Name, m[1]))
 			}
 		}

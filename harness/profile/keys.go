@@ -23,7 +23,8 @@ func Keys() []string {
 	return keys
 }
 
-func knownKey(k string) bool {
+// IsKey reports whether k is a key a profile can declare.
+func IsKey(k string) bool {
 	for _, x := range Keys() {
 		if x == k {
 			return true

@@ -181,7 +181,7 @@ func Parse(data []byte, src string) (*Profile, error) {
 		return nil, fmt.Errorf("invalid profile %s: match.id is required", src)
 	}
 	for k := range p.NotPromised {
-		if !knownKey(k) {
+		if !IsKey(k) {
 			return nil, fmt.Errorf("invalid profile %s: not_promised names unknown key %q", src, k)
 		}
 	}
