@@ -270,16 +270,7 @@ func TestNoQEMUAfterSignals(t *testing.T) {
 				return
 			}
 			require.Len(t, left, 1, "a SIGKILLed process cannot clean up")
-			// The next run comes later: a folder younger than a minute may still be between its
-			// creation and its owner's lock, and is left alone.
-			old := time.Now().Add(-2 * time.Minute)
-			require.NoError(t, os.Chtimes(left[0], old, old))
-			clean := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$")
-			clean.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=cleanup", "TMPDIR="+tmp)
-			out, err := clean.CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			left, _ = filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
-			assert.Empty(t, left, "the next harness process removes a dead run's folder")
+			nextRunCleansUp(t, tmp)
 		})
 	}
 }
@@ -330,18 +321,27 @@ func TestSignalsAtRandomPoints(t *testing.T) {
 				assert.Empty(t, dirs, "private folders left after %s", sig)
 				return
 			}
-			old := time.Now().Add(-2 * time.Minute)
-			for _, d := range dirs {
-				require.NoError(t, os.Chtimes(d, old, old))
-			}
-			clean := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$")
-			clean.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=cleanup", "TMPDIR="+tmp)
-			out, err := clean.CombinedOutput()
-			require.NoError(t, err, "%s", out)
-			dirs, _ = filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
-			assert.Empty(t, dirs, "the next harness process removes a SIGKILLed run's folders")
+			nextRunCleansUp(t, tmp)
 		})
 	}
+}
+
+// nextRunCleansUp starts a harness process on tmp, as the next run would (later: a folder
+// younger than a minute may still be between its creation and its owner's lock, and is left
+// alone), and requires it to remove the private folders a SIGKILLed process left there.
+func nextRunCleansUp(t *testing.T, tmp string) {
+	t.Helper()
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+	old := time.Now().Add(-2 * time.Minute)
+	for _, d := range dirs {
+		require.NoError(t, os.Chtimes(d, old, old))
+	}
+	clean := exec.Command(os.Args[0], "-test.run=^TestHelperHoldVM$")
+	clean.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=cleanup", "TMPDIR="+tmp)
+	out, err := clean.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	dirs, _ = filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+	assert.Empty(t, dirs, "the next harness process removes a SIGKILLed run's folders")
 }
 
 // TestHelperHoldVM is TestNoQEMUAfterSignals's child: it starts a VM, prints QEMU's PID and
