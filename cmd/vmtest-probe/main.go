@@ -1,14 +1,18 @@
-// Command vmtest-probe is the harness's tiny, static network helper. The harness builds it for
+// Command vmtest-probe is the harness's tiny, static guest helper. The harness builds it for
 // the guest's architecture and copies it in, so a guest needs no extra packages to serve or
-// probe TCP; on the host it bridges QEMU guestfwd connections to a test's listener.
+// probe TCP or to read ELF files; on the host it bridges QEMU guestfwd connections to a test's
+// listener.
 //
 //	vmtest-probe listen PORT TOKEN [SECONDS]  serve TOKEN to every connection on PORT
 //	vmtest-probe connect HOST:PORT [SECONDS]  print the first line the server sends (exit 1 if none)
 //	vmtest-probe bridge HOST:PORT             copy stdin/stdout to a TCP connection
+//	vmtest-probe elf-hardening DIR...         JSON: each ELF hardening property's share under DIRs
+//	vmtest-probe abi SONAME...                "soname symbol@VERSION" for every exported symbol
 package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +20,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/elfscan"
 )
 
 func main() {
@@ -32,6 +38,12 @@ func main() {
 		os.Exit(connect(os.Args[2], seconds(3, 5)))
 	case "bridge":
 		bridge(os.Args[2])
+	case "elf-hardening":
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(elfscan.Scan(os.Args[2:]...))
+	case "abi":
+		os.Exit(abi(os.Args[2:]))
 	default:
 		usage()
 	}
@@ -103,7 +115,31 @@ func bridge(addr string) {
 	wg.Wait()
 }
 
+// abi prints every exported symbol of each library, one "soname symbol@VERSION" line each; a
+// library that is missing or unreadable is reported on stderr and makes the exit code 1.
+func abi(sonames []string) int {
+	rc := 0
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	for _, so := range sonames {
+		path, err := elfscan.FindLibrary(so)
+		var syms []string
+		if err == nil {
+			syms, err = elfscan.Exports(path)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "vmtest-probe:", err)
+			rc = 1
+			continue
+		}
+		for _, s := range syms {
+			fmt.Fprintln(w, so, s)
+		}
+	}
+	return rc
+}
+
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT")
+	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT | elf-hardening DIR... | abi SONAME...")
 	os.Exit(2)
 }
