@@ -11,7 +11,7 @@ SUITES_TIMEOUT ?= 60m
 SELFTEST_TIMEOUT ?= 40m
 export VMTEST_ARTIFACTS ?= $(ARTIFACTS)
 
-.PHONY: check test setup image vet unit selftest suites vmtests bench record soak clean
+.PHONY: check test setup image vet unit selftest suites vmtests bench record abi-baseline soak clean
 
 check: setup image suites
 
@@ -56,13 +56,25 @@ N ?= 5
 soak: image
 	N=$(N) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/soak.sh
 
+# Runs $(1) once for each architecture in ARCHES, all at once, with VMTEST_ARCH set; fails if any failed.
+define per_arch
+	pids=; for a in $$(echo $(ARCHES) | tr , ' '); do \
+		VMTEST_ARCH=$$a $(1) & pids="$$pids $$!"; \
+	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
+endef
+
 # Records every check table's probe output from a booted image as
 # fixtures/<profile>/<probe>/good-<arch>.txt (only where every row reading it passed), for each
 # architecture in ARCHES. VMTEST_IMAGE records a real image's answers the same way.
+SUITES ?= ./suites/...
 record: image
-	pids=; for a in $$(echo $(ARCHES) | tr , ' '); do \
-		VMTEST_ARCH=$$a VMTEST_RECORD=$(CURDIR)/fixtures $(GO) test -count=1 -timeout 30m -run '^TestChecks$$' $(or $(SUITES),./suites/...) & pids="$$pids $$!"; \
-	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; exit $$rc
+	$(call per_arch,VMTEST_RECORD=$(CURDIR)/fixtures $(GO) test -count=1 -timeout 30m -run '^TestChecks$$' $(SUITES))
+
+# Locks the Tier-1 ABI: writes the exported symbols of the profile's abi_libraries as
+# fixtures/<profile>/abi/baseline-<arch>.txt, which the hardening suite's TestABILock compares
+# with from then on. Run it only on an image whose ABI is the release's (review the diff).
+abi-baseline: image
+	$(call per_arch,VMTEST_ABI_BASELINE=$(CURDIR)/fixtures $(GO) test -count=1 -timeout 30m -run '^TestABILock$$' ./suites/hardening/)
 
 clean:
 	rm -rf $(ARTIFACTS)

@@ -35,6 +35,9 @@ func Check(t *testing.T, m *Machine, table check.Table) {
 		if err != nil {
 			t.Fatalf("check %s: %v", r.Key, err)
 		}
+		if strings.Contains(line, check.Helper) {
+			line = strings.ReplaceAll(line, check.Helper, m.InstallProbe(t))
+		}
 		if _, ok := index[r.Probe.Name]; !ok {
 			index[r.Probe.Name] = len(lines)
 			lines = append(lines, line)

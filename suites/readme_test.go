@@ -76,7 +76,8 @@ func TestUnitReadmeListsEveryCheck(t *testing.T) {
 			if name == "TestMain" || name == "TestChecks" || strings.HasPrefix(name, "TestUnit") {
 				continue
 			}
-			assert.Contains(t, text, "| "+filepath.Dir(f)+" | `"+name+"` |", "README.md does not list %s's %s", filepath.Dir(f), name)
+			row := "| " + filepath.Dir(f) + " | `" + name + "` |"
+			assert.True(t, strings.Contains(text, row), "README.md does not list %s's %s: expected a row starting %q in its table of code checks", filepath.Dir(f), name, row)
 		}
 	}
 }

@@ -7,7 +7,7 @@
 //	vmtest-probe connect HOST:PORT [SECONDS]  print the first line the server sends (exit 1 if none)
 //	vmtest-probe bridge HOST:PORT             copy stdin/stdout to a TCP connection
 //	vmtest-probe elf-hardening DIR...         JSON: each ELF hardening property's share under DIRs
-//	vmtest-probe abi SONAME...                "soname symbol@VERSION" for every exported symbol
+//	vmtest-probe abi SONAME...                "[soname]", then "symbol@VERSION" for each export
 package main
 
 import (
@@ -115,8 +115,9 @@ func bridge(addr string) {
 	wg.Wait()
 }
 
-// abi prints every exported symbol of each library, one "soname symbol@VERSION" line each; a
-// library that is missing or unreadable is reported on stderr and makes the exit code 1.
+// abi prints, for each library, a "[soname]" line and then its exported symbols, one
+// "symbol@VERSION" a line; a library that is missing or unreadable is reported on stderr and
+// makes the exit code 1.
 func abi(sonames []string) int {
 	rc := 0
 	w := bufio.NewWriter(os.Stdout)
@@ -132,8 +133,9 @@ func abi(sonames []string) int {
 			rc = 1
 			continue
 		}
+		fmt.Fprintf(w, "[%s]\n", so)
 		for _, s := range syms {
-			fmt.Fprintln(w, so, s)
+			fmt.Fprintln(w, s)
 		}
 	}
 	return rc

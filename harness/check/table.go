@@ -10,13 +10,17 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
 )
 
+// Helper stands in a probe's command for the path of the harness's static guest helper
+// (cmd/vmtest-probe, built for the guest's architecture): harness.Check copies it in first.
+const Helper = "{vmtest-probe}"
+
 // Probe is a read-only guest command whose output checks read. Its Name names its recorded
 // answers: fixtures/<profile>/<Name>/good*.txt, and broken-<key>[-<what>].txt for an answer
 // that breaks the promise of <key>.
 type Probe struct {
 	Name string
 	// Cmd is a shell line; {section.key} in it stands for that profile key's value: a string, a
-	// list's items or a map's keys (sorted), space-separated.
+	// list's items or a map's keys (sorted), space-separated; Helper for the helper's path.
 	Cmd string
 }
 

@@ -111,6 +111,19 @@ type Hardening struct {
 	KernelSysctls map[string]string `yaml:"kernel_sysctls"`
 	Seccomp       *bool             `yaml:"seccomp"`  // the kernel offers seccomp filtering
 	Lockdown      string            `yaml:"lockdown"` // the kernel lockdown mode: none | integrity | confidentiality
+	ASLR          *bool             `yaml:"aslr"`     // two runs of one program get a different stack and libc address
+	// ELFMinPercent: ELF hardening property (pie, relro_full, nx_stack, stack_protector,
+	// fortify) -> the least share, in percent, of the executables and shared objects under /usr
+	// that must have it.
+	ELFMinPercent map[string]float64 `yaml:"elf_min_percent"`
+	// MaxPackages: the most packages a minimal image has installed.
+	MaxPackages int `yaml:"max_packages"`
+	// ForbiddenPackages: shell patterns of package names the image must not have installed
+	// (the graphical stack on a text-and-SSH-only image).
+	ForbiddenPackages []string `yaml:"forbidden_packages"`
+	// ABILibraries: sonames whose exported symbols the release locks (the Tier-1 ABI); each is
+	// compared with the baseline recorded under fixtures/<profile>/abi/.
+	ABILibraries []string `yaml:"abi_libraries"`
 }
 
 // Profile is one OS release's promises.
