@@ -109,9 +109,11 @@ type Agents struct {
 type Hardening struct {
 	// KernelSysctls: kernel and BPF hardening sysctls (sysctl -n), key -> value.
 	KernelSysctls map[string]string `yaml:"kernel_sysctls"`
-	Seccomp       *bool             `yaml:"seccomp"`  // the kernel offers seccomp filtering
-	Lockdown      string            `yaml:"lockdown"` // the kernel lockdown mode: none | integrity | confidentiality
-	ASLR          *bool             `yaml:"aslr"`     // two runs of one program get a different stack and libc address
+	Seccomp       *bool             `yaml:"seccomp"` // the kernel offers seccomp filtering
+	// SeccompUnit: a unit whose main process runs under a seccomp filter (its SystemCallFilter=).
+	SeccompUnit string `yaml:"seccomp_unit"`
+	Lockdown    string `yaml:"lockdown"` // the kernel lockdown mode: none | integrity | confidentiality
+	ASLR        *bool  `yaml:"aslr"`     // two runs of one program get a different stack and libc address
 	// ELFMinPercent: ELF hardening property (pie, relro_full, nx_stack, stack_protector,
 	// fortify) -> the least share, in percent, of the executables and shared objects under /usr
 	// that must have it.

@@ -24,6 +24,8 @@ var Checks = check.Table{
 		"each kernel and BPF hardening sysctl has the profile's value (kptr_restrict, dmesg_restrict, ASLR, unprivileged BPF, ...)", check.Sysctls),
 	check.New("hardening.seccomp", check.Probe{Name: "seccomp", Cmd: "grep -E '^Seccomp' /proc/self/status; true"},
 		"the kernel offers seccomp filtering (`Seccomp:` in `/proc/self/status`), or not", Seccomp),
+	check.New("hardening.seccomp_unit", check.Probe{Name: "seccomp-unit", Cmd: "pid=$(systemctl show -p MainPID --value {hardening.seccomp_unit}); echo pid=$pid; grep -E '^Seccomp:' /proc/$pid/status"},
+		"seccomp in use: the unit's main process runs under a seccomp filter (`Seccomp: 2`)", SeccompUnit),
 	check.New("hardening.lockdown", check.Probe{Name: "lockdown", Cmd: "cat /sys/kernel/security/lockdown 2>/dev/null || echo '(no lockdown)'"},
 		"the kernel lockdown mode (`/sys/kernel/security/lockdown`)", Lockdown),
 	check.New("hardening.aslr", check.Probe{Name: "aslr", Cmd: `for i in 1 2; do echo run=$i; grep -E '\[stack\]|/libc[.-]' /proc/self/maps; done`},
@@ -158,6 +160,14 @@ func Seccomp(want bool, out string) error {
 		return fmt.Errorf("seccomp: expected none (the profile promises no seccomp), got %q", strings.TrimSpace(out))
 	}
 	return nil
+}
+
+// SeccompUnit checks the unit's main process status: "Seccomp: 2" is filter mode.
+func SeccompUnit(unit, out string) error {
+	if pid := check.Field(out, "pid"); pid == "" || pid == "0" {
+		return fmt.Errorf("seccomp in use: expected %s running (a main PID), got %q", unit, strings.TrimSpace(out))
+	}
+	return check.Equal("seccomp mode of "+unit+"'s main process (2 = filter)", "2", check.Field(out, "Seccomp"))
 }
 
 // Lockdown checks the selected mode, the bracketed one in "none [integrity] confidentiality".
