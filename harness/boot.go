@@ -92,12 +92,15 @@ func (m *Machine) skipBootKernelLog() {
 		m.dmesgSeen = len(console.SplitLines(string(res.Stdout)))
 		m.mu.Unlock()
 	}
+	m.skipBootDenials(ctx)
 }
 
 // checkConsole fails t if console lines after `from`, or kernel log lines the guest logged since
-// the last check, match the console checks (quiet kernels print warnings to the log only).
+// the last check, match the console checks (quiet kernels print warnings to the log only), or
+// if the guest logged SELinux denials the test did not expect (checkDenials).
 func (m *Machine) checkConsole(t testing.TB, from int) {
 	t.Helper()
+	expected := m.takeExpected()
 	if hits := console.Scan(m.console.Lines(from), console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
 		t.Error(console.Report("serial console", hits, 20))
 	}
@@ -121,6 +124,7 @@ func (m *Machine) checkConsole(t testing.TB, from int) {
 	if hits := console.Scan(lines[seen:], console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
 		t.Error(console.Report("kernel log (dmesg)", hits, 20))
 	}
+	m.checkDenials(t, ctx, expected)
 }
 
 // Start boots a machine outside a test's lifetime (tools, benchmarks, self-tests that expect

@@ -54,6 +54,8 @@ type Machine struct {
 	client    *ssh.Client
 	bootID    string
 	dmesgSeen int
+	avcSeen   map[string]bool  // SELinux denial records already judged (avc.Record.Key)
+	avcExpect []*regexp.Regexp // denials the running test declared (ExpectDenial)
 	closed    bool
 
 	slot         *slots.Grant

@@ -89,6 +89,20 @@ type Logging struct {
 	JournalPersistent *bool `yaml:"journal_persistent"` // /var/log/journal/<machine-id>, survives reboot
 }
 
+// SELinux is what the selinux suite checks, and what the harness checks after every test.
+type SELinux struct {
+	Mode   string `yaml:"mode"`   // enforcing | permissive | disabled (getenforce, and the config's mode)
+	Policy string `yaml:"policy"` // the loaded policy's name (sestatus)
+	MLS    *bool  `yaml:"mls"`    // sestatus "Policy MLS status: enabled"
+	// FileContexts: path -> the SELinux type its label must have (ls -Z).
+	FileContexts map[string]string `yaml:"file_contexts"`
+	// Domains: process name -> the domain (type) it must run in (ps -eZ).
+	Domains map[string]string `yaml:"domains"`
+	// AllowedDenials: regular expression -> why. A denial record (AVC, USER_AVC, SELINUX_ERR)
+	// logged during a test fails it unless one of these matches it.
+	AllowedDenials map[string]string `yaml:"allowed_denials"`
+}
+
 // Agents is what the agents suite checks.
 type Agents struct {
 	WAAgentUnit       string `yaml:"waagent_unit"`
@@ -140,6 +154,7 @@ type Profile struct {
 	Logging     Logging   `yaml:"logging"`
 	Agents      Agents    `yaml:"agents"`
 	Hardening   Hardening `yaml:"hardening"`
+	SELinux     SELinux   `yaml:"selinux"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`

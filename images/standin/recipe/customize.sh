@@ -43,3 +43,20 @@ grep -q '^VARIANT_ID=' "$osr" || printf 'VARIANT="azl-vmtest stand-in"\nVARIANT_
 
 # 8. A server: boot to multi-user.target, as Azure Linux does.
 chroot "$root" systemctl set-default multi-user.target
+
+# 9. SELinux, enforcing with Debian's reference policy (the kernel selects it with security=selinux,
+#    disk.go), plus the stand-in's own module for what the reference policy denies its services
+#    (selinux/azl-vmtest.te: each rule says which denial it answers). Labels are applied when the
+#    disk is assembled (disk.go), after the last file is written: never by a relabel boot.
+cat > "$root/etc/selinux/config" <<'CFG'
+SELINUX=enforcing
+SELINUXTYPE=default
+CFG
+mkdir -p "$root/var/tmp/azl-vmtest-selinux"
+cp "$(dirname "$0")/selinux/azl-vmtest.te" "$root/var/tmp/azl-vmtest-selinux/"
+chroot "$root" sh -ec 'cd /var/tmp/azl-vmtest-selinux
+  checkmodule -M -m -o azl-vmtest.mod azl-vmtest.te
+  semodule_package -o azl-vmtest.pp -m azl-vmtest.mod
+  semodule -n -s default -i azl-vmtest.pp'
+rm -rf "$root/var/tmp/azl-vmtest-selinux"
+chroot "$root" semodule -n -s default -l | grep -qx 'azl-vmtest'

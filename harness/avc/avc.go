@@ -1,0 +1,106 @@
+// Package avc reads SELinux denial records (AVC, USER_AVC, SELINUX_ERR) from a guest's audit
+// log and kernel log, so the harness can fail a test during which the guest logged a denial it
+// did not expect, tmt-style (tmt/checks/avc.py).
+package avc
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// Command prints the denial records the guest has logged: auditd's log (current and rotated) and
+// the kernel log (where the kernel's records go when no auditd runs), read with sudo. It exits 0
+// unless sudo fails.
+const Command = `sudo -n true && { sudo cat /var/log/audit/audit.log.1 /var/log/audit/audit.log 2>/dev/null | grep -E '^type=(AVC|USER_AVC|SELINUX_ERR) '; sudo dmesg 2>/dev/null | grep -oE 'type=(1400|1107|1401) audit\([0-9.:]+\): .*'; true; }`
+
+// Record is one denial record.
+type Record struct {
+	ID   string // audit(<time>:<serial>): unique within a boot
+	Type string // AVC, USER_AVC or SELINUX_ERR
+	Text string // the whole line
+}
+
+var (
+	idRE   = regexp.MustCompile(`audit\([0-9.]+:[0-9]+\)`)
+	typeRE = regexp.MustCompile(`^type=(AVC|USER_AVC|SELINUX_ERR|1400|1107|1401)\b`)
+)
+
+var numbered = map[string]string{"1400": "AVC", "1107": "USER_AVC", "1401": "SELINUX_ERR"}
+
+// Parse reads Command's output: one record per line, each once (the kernel log and auditd's log
+// may both hold a record; its audit id tells).
+func Parse(out string) []Record {
+	var recs []Record
+	seen := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		m := typeRE.FindStringSubmatch(l)
+		id := idRE.FindString(l)
+		if m == nil || id == "" {
+			continue
+		}
+		t := m[1]
+		if n, ok := numbered[t]; ok {
+			t = n
+		}
+		r := Record{ID: id, Type: t, Text: l}
+		if seen[r.Key()] {
+			continue
+		}
+		seen[r.Key()] = true
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+// Denials is what a test answers for: the records not seen before, less those an allow-list
+// entry (pattern -> reason) or the test's own expectations match.
+func Denials(recs []Record, seen map[string]bool, allowed map[string]string, expected []*regexp.Regexp) ([]Record, error) {
+	var pats []*regexp.Regexp
+	keys := make([]string, 0, len(allowed))
+	for k := range allowed {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		re, err := regexp.Compile(k)
+		if err != nil {
+			return nil, fmt.Errorf("selinux.allowed_denials: %q is not a regular expression: %v", k, err)
+		}
+		pats = append(pats, re)
+	}
+	pats = append(pats, expected...)
+	var out []Record
+next:
+	for _, r := range recs {
+		if seen[r.Key()] {
+			continue
+		}
+		for _, p := range pats {
+			if p.MatchString(r.Text) {
+				continue next
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// Report says what a test must answer for, the records first (at most max).
+func Report(recs []Record, max int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "SELinux denials: expected none during the test, got %d (allow one in the profile's selinux.allowed_denials with a reason, or declare it in the test with harness.ExpectDenial):", len(recs))
+	for i, r := range recs {
+		if i == max {
+			fmt.Fprintf(&b, "\n  ... and %d more", len(recs)-max)
+			break
+		}
+		b.WriteString("\n  " + r.Text)
+	}
+	return b.String()
+}
+
+// Key is the identity of a record in a seen set.
+func (r Record) Key() string { return r.ID + r.Type }
