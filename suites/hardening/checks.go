@@ -6,8 +6,9 @@ package hardening
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
@@ -83,11 +84,7 @@ func ELFHardening(want map[string]float64, out string) error {
 	if r.Executables == 0 || r.SharedObjects == 0 {
 		return fmt.Errorf("elf hardening: expected executables and shared objects under /usr, got %d and %d", r.Executables, r.SharedObjects)
 	}
-	props := make([]string, 0, len(want))
-	for p := range want {
-		props = append(props, p)
-	}
-	sort.Strings(props)
+	props := slices.Sorted(maps.Keys(want))
 	var errs []error
 	for _, p := range props {
 		s, ok := r.Properties[p]
@@ -191,23 +188,19 @@ func ABI(baseline, got string) (added []string, err error) {
 		return nil, fmt.Errorf("abi: the baseline lists no library")
 	}
 	var removed []string
-	libs := make([]string, 0, len(want))
-	for lib := range want {
-		libs = append(libs, lib)
-	}
-	sort.Strings(libs)
+	libs := slices.Sorted(maps.Keys(want))
 	for _, lib := range libs {
 		h, ok := have[lib]
 		if !ok {
 			removed = append(removed, fmt.Sprintf("%s (the whole library: %d symbols)", lib, len(want[lib])))
 			continue
 		}
-		for _, s := range sortedKeys(want[lib]) {
+		for _, s := range slices.Sorted(maps.Keys(want[lib])) {
 			if !h[s] {
 				removed = append(removed, lib+": "+s)
 			}
 		}
-		for _, s := range sortedKeys(h) {
+		for _, s := range slices.Sorted(maps.Keys(h)) {
 			if !want[lib][s] {
 				added = append(added, lib+": "+s)
 			}
@@ -240,13 +233,4 @@ func abiSymbols(out string) map[string]map[string]bool {
 		}
 	}
 	return libs
-}
-
-func sortedKeys(m map[string]bool) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -5,7 +5,8 @@ package selinux
 
 import (
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/check"
@@ -78,7 +79,7 @@ func FileContexts(want map[string]string, out string) error {
 		}
 	}
 	var errs []error
-	for _, p := range sortedKeys(want) {
+	for _, p := range slices.Sorted(maps.Keys(want)) {
 		t, ok := got[p]
 		if !ok {
 			errs = append(errs, fmt.Errorf("label of %s: expected type %s, got no label (ls -Z: %q)", p, want[p], lineFor(out, p)))
@@ -105,7 +106,7 @@ func Domains(want map[string]string, out string) error {
 		got[f[1]] = append(got[f[1]], parts[2])
 	}
 	var errs []error
-	for _, name := range sortedKeys(want) {
+	for _, name := range slices.Sorted(maps.Keys(want)) {
 		comm := name
 		if len(comm) > 15 {
 			comm = comm[:15]
@@ -167,13 +168,4 @@ func lineFor(out, path string) string {
 		}
 	}
 	return ""
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
