@@ -20,6 +20,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/suites/hardening"
 	"github.com/azl-vmtest/azl-vmtest/suites/logging"
 	"github.com/azl-vmtest/azl-vmtest/suites/network"
+	"github.com/azl-vmtest/azl-vmtest/suites/selinux"
 	"github.com/azl-vmtest/azl-vmtest/suites/storage"
 )
 
@@ -30,7 +31,7 @@ var tables = []struct {
 }{
 	{"boot", boot.Checks}, {"network", network.Checks}, {"firewall", firewall.Checks},
 	{"storage", storage.Checks}, {"logging", logging.Checks}, {"agents", agents.Checks},
-	{"hardening", hardening.Checks},
+	{"hardening", hardening.Checks}, {"selinux", selinux.Checks},
 }
 
 const begin, end = "<!-- check tables: begin (generated: VMTEST_UPDATE_README=1 go test ./suites/ -run Readme) -->\n", "<!-- check tables: end -->\n"
@@ -50,6 +51,16 @@ func checkList() string {
 // TestUnitReadmeListsEveryCheck: the README's list of table checks is the tables', and every
 // code test of a suite (traffic, hot-plug, reboot) is listed by name.
 func TestUnitReadmeListsEveryCheck(t *testing.T) {
+	// Every suite with a check table is in tables (a new suite's table must not go unlisted).
+	withTable, err := filepath.Glob("*/checks.go")
+	require.NoError(t, err)
+	for _, f := range withTable {
+		listed := false
+		for _, s := range tables {
+			listed = listed || s.suite == filepath.Dir(f)
+		}
+		assert.True(t, listed, "suites/%s has a check table (checks.go) that tables in readme_test.go does not list", filepath.Dir(f))
+	}
 	readme, err := os.ReadFile("../README.md")
 	require.NoError(t, err)
 	text := string(readme)

@@ -23,8 +23,8 @@ var Checks = check.Table{
 	check.New("selinux.mls", status, "sestatus's `Policy MLS status` enabled, or disabled", MLS),
 	check.New("selinux.file_contexts", check.Probe{Name: "file-contexts", Cmd: "ls -dZ {selinux.file_contexts} 2>&1; true"},
 		"each listed file's label has this type (`ls -Z`)", FileContexts),
-	check.New("selinux.domains", check.Probe{Name: "domains", Cmd: "ps -eo label=,comm="},
-		"each listed service's processes run in this domain (`ps -eZ`)", Domains),
+	check.New("selinux.domains", check.Probe{Name: "domains", Cmd: "ps -eo label=,ppid=,comm="},
+		"each listed service's daemon (its process started by systemd) runs in this domain (`ps -eZ`)", Domains),
 }
 
 // Mode checks the mode both ways. On (enforcing or permissive): getenforce and both sestatus
@@ -90,20 +90,22 @@ func FileContexts(want map[string]string, out string) error {
 	return check.Errors(errs...)
 }
 
-// Domains reads `ps -eo label=,comm=` and checks every process of each listed name runs in its
-// domain (comm is the name cut to 15 characters, as the kernel keeps it).
+// Domains reads `ps -eo label=,ppid=,comm=` and checks that the daemon of each listed name (its
+// processes whose parent is PID 1) runs in its domain; comm is the name cut to 15 characters,
+// as the kernel keeps it. Children are left out: sshd's per-login process runs in the user's
+// domain by design.
 func Domains(want map[string]string, out string) error {
 	got := map[string][]string{}
 	for _, l := range strings.Split(out, "\n") {
 		f := strings.Fields(l)
-		if len(f) < 2 {
+		if len(f) < 3 || f[1] != "1" {
 			continue
 		}
 		parts := strings.Split(f[0], ":")
 		if len(parts) < 3 {
 			continue
 		}
-		got[f[1]] = append(got[f[1]], parts[2])
+		got[f[2]] = append(got[f[2]], parts[2])
 	}
 	var errs []error
 	for _, name := range slices.Sorted(maps.Keys(want)) {
@@ -113,7 +115,7 @@ func Domains(want map[string]string, out string) error {
 		}
 		doms := got[comm]
 		if len(doms) == 0 {
-			errs = append(errs, fmt.Errorf("domain of %s: expected %s, got no %s process", name, want[name], name))
+			errs = append(errs, fmt.Errorf("domain of %s: expected %s, got no %s process started by systemd", name, want[name], name))
 			continue
 		}
 		for _, d := range doms {

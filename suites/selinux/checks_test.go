@@ -35,3 +35,12 @@ func TestUnitEnforced(t *testing.T) {
 	assert.ErrorContains(t, Enforced("permissive", 255, denied), "expected allowed (SELinux permissive), got exit 255")
 	assert.ErrorContains(t, Enforced("disabled", 0, ""), "is not enforcing or permissive")
 }
+
+// Only the daemon (parent PID 1) is judged: sshd's per-login child in the user's domain is by
+// design, on the stand-in and on a Fedora-style policy alike.
+func TestUnitDomainsJudgeTheDaemon(t *testing.T) {
+	good := fixtures.Read(t, "standin", "domains", "good-x86_64.txt")
+	want := map[string]string{"sshd": "sshd_t"}
+	require.NoError(t, Domains(want, good+"\nunconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023   612 sshd\n"))
+	assert.ErrorContains(t, Domains(want, "unconfined_u:unconfined_r:unconfined_t:s0-s0:c0.c1023   612 sshd\n"), "expected sshd_t, got no sshd process started by systemd")
+}
