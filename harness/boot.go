@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/azl-vmtest/azl-vmtest/harness/avc"
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 )
 
 // Boot starts a machine owned by one test, waits until it is ready and stops it when the test
@@ -87,12 +89,33 @@ func deadline(t testing.TB) (time.Time, bool) {
 func (m *Machine) skipBootKernelLog() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if res, err := m.Run(ctx, "sudo dmesg"); err == nil && res.ExitCode == 0 {
+	res, denials, err := m.guestLogs(ctx)
+	if err != nil {
+		return
+	}
+	if res.ExitCode == 0 {
 		m.mu.Lock()
 		m.dmesgSeen = len(console.SplitLines(string(res.Stdout)))
 		m.mu.Unlock()
 	}
-	m.skipBootDenials(ctx)
+	m.skipBootDenials(denials)
+}
+
+// guestLogs reads the kernel log and, when the profile says SELinux is on, the denial records
+// (avc.Command), in one SSH session: the after-test checks cost one round trip.
+func (m *Machine) guestLogs(ctx context.Context) (dmesg ssh.Result, denials *ssh.Result, err error) {
+	cmds := []string{"sudo dmesg"}
+	if m.selinuxOn() {
+		cmds = append(cmds, avc.Command)
+	}
+	res, err := m.RunAll(ctx, cmds...)
+	if err != nil {
+		return ssh.Result{}, nil, err
+	}
+	if len(res) > 1 {
+		denials = &res[1]
+	}
+	return res[0], denials, nil
 }
 
 // checkConsole fails t if console lines after `from`, or kernel log lines the guest logged since
@@ -109,7 +132,7 @@ func (m *Machine) checkConsole(t testing.TB, from int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	res, err := m.Run(ctx, "sudo dmesg")
+	res, denials, err := m.guestLogs(ctx)
 	if err != nil || res.ExitCode != 0 {
 		return
 	}
@@ -124,7 +147,7 @@ func (m *Machine) checkConsole(t testing.TB, from int) {
 	if hits := console.Scan(lines[seen:], console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
 		t.Error(console.Report("kernel log (dmesg)", hits, 20))
 	}
-	m.checkDenials(t, ctx, expected)
+	m.checkDenials(t, denials, expected)
 }
 
 // Start boots a machine outside a test's lifetime (tools, benchmarks, self-tests that expect

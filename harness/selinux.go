@@ -1,12 +1,12 @@
 package harness
 
 import (
-	"context"
 	"regexp"
 	"testing"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/avc"
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 )
 
 // selinuxOn reports whether the profile says SELinux is on (enforcing or permissive): then every
@@ -31,22 +31,18 @@ func ExpectDenial(t testing.TB, m *Machine, pattern string) {
 	m.mu.Unlock()
 }
 
-// denialRecords reads every denial record the guest has logged.
-func (m *Machine) denialRecords(ctx context.Context) ([]avc.Record, bool) {
-	res, err := m.Run(ctx, avc.Command)
-	if err != nil || res.ExitCode != 0 {
+// denialRecords parses avc.Command's result (nil when SELinux is off: not read).
+func denialRecords(res *ssh.Result) ([]avc.Record, bool) {
+	if res == nil || res.ExitCode != 0 {
 		return nil, false
 	}
 	return avc.Parse(string(res.Stdout)), true
 }
 
-// skipBootDenials marks the denials logged so far (a shared VM's boot) as judged: they are the
-// boot suite's, which boots its own VM.
-func (m *Machine) skipBootDenials(ctx context.Context) {
-	if !m.selinuxOn() {
-		return
-	}
-	recs, ok := m.denialRecords(ctx)
+// skipBootDenials marks the denials logged so far (a shared VM's boot; res is what
+// avc.Command printed then) as judged: they are the boot suite's, which boots its own VM.
+func (m *Machine) skipBootDenials(res *ssh.Result) {
+	recs, ok := denialRecords(res)
 	if !ok {
 		return
 	}
@@ -69,14 +65,15 @@ func (m *Machine) takeExpected() []*regexp.Regexp {
 	return e
 }
 
-// checkDenials fails t with the SELinux denial records logged since the last check that neither
-// the profile's allow-list nor the test's ExpectDenial covers.
-func (m *Machine) checkDenials(t testing.TB, ctx context.Context, expected []*regexp.Regexp) {
+// checkDenials fails t with the SELinux denial records logged since the last check (res is what
+// avc.Command printed now) that neither the profile's allow-list nor the test's ExpectDenial
+// covers.
+func (m *Machine) checkDenials(t testing.TB, res *ssh.Result, expected []*regexp.Regexp) {
 	t.Helper()
 	if !m.selinuxOn() {
 		return
 	}
-	recs, ok := m.denialRecords(ctx)
+	recs, ok := denialRecords(res)
 	if !ok {
 		t.Errorf("SELinux denials: could not read the guest's audit and kernel logs (%s)", avc.Command)
 		return
