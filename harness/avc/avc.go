@@ -5,8 +5,9 @@ package avc
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -59,11 +60,7 @@ func Parse(out string) []Record {
 // entry (pattern -> reason) or the test's own expectations match.
 func Denials(recs []Record, seen map[string]bool, allowed map[string]string, expected []*regexp.Regexp) ([]Record, error) {
 	var pats []*regexp.Regexp
-	keys := make([]string, 0, len(allowed))
-	for k := range allowed {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(allowed))
 	for _, k := range keys {
 		re, err := regexp.Compile(k)
 		if err != nil {

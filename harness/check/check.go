@@ -6,8 +6,9 @@ package check
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -191,11 +192,7 @@ func Sysctls(want map[string]string, out string) error {
 			got[strings.TrimSpace(k)] = strings.Join(strings.Fields(v), " ")
 		}
 	}
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(want))
 	var errs []error
 	for _, k := range keys {
 		v, ok := got[k]

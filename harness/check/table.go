@@ -3,8 +3,9 @@ package check
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
@@ -85,11 +86,7 @@ func words(p *profile.Profile, key string) ([]string, error) {
 	} else if l, err2 := profile.Get[[]string](p, key); err2 == nil {
 		return l, nil
 	} else if m, err3 := profile.Get[map[string]string](p, key); err3 == nil {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(m))
 		return keys, nil
 	} else if _, ok := err.(*profile.NotPromisedError); ok {
 		return nil, err

@@ -10,7 +10,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -139,11 +141,7 @@ func (s *Seed) UserData() ([]byte, error) {
 	if len(s.RunCmd) > 0 {
 		doc["runcmd"] = s.RunCmd
 	}
-	keys := make([]string, 0, len(s.Extra))
-	for k := range s.Extra {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(s.Extra))
 	for _, k := range keys {
 		for _, h := range harnessKeys {
 			if k == h {

@@ -5,9 +5,9 @@ package agents
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -211,11 +211,7 @@ func sshdConfig(out string) map[string]string {
 // setting sshd does not print fails too).
 func SSHD(want map[string][]string, out string) error {
 	cfg := sshdConfig(out)
-	keys := make([]string, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(want))
 	var errs []error
 	for _, k := range keys {
 		got, ok := cfg[strings.ToLower(k)]
