@@ -56,9 +56,11 @@ func redact(s string) string {
 	return privateKey.ReplaceAllString(s, "<private key redacted by azl-vmtest>")
 }
 
-// artifactDir is where a test's artifacts go.
+// artifactDir is where a test's artifacts go: <artifacts>/<arch>/<package>/<test>, so that
+// the same test on two architectures, or two packages' tests of the same name, never share a
+// folder.
 func (m *Machine) artifactDir(testName string) string {
-	return filepath.Join(m.cfg.Artifacts, sanitize(strings.ReplaceAll(testName, "/", "__")))
+	return filepath.Join(m.cfg.Artifacts, m.cfg.Arch.Name, packageName(), sanitize(strings.ReplaceAll(testName, "/", "__")))
 }
 
 // recordStart appends how a machine was started (boot, restore, or save: a boot to build a

@@ -89,7 +89,7 @@ func (s *Shared) close(failed bool) {
 	}
 	defer s.m.Close()
 	if s.m.cfg.Keep == KeepAlways || (s.m.cfg.Keep == KeepFailed && (failed || s.failed.Load() || s.err != nil)) {
-		dst := s.m.artifactDir(packageName() + "-shared")
+		dst := s.m.artifactDir("shared")
 		if err := s.m.saveArtifacts(dst); err != nil {
 			fmt.Fprintf(os.Stderr, "artifacts: %s (incomplete: %v)\n", dst, err)
 		} else {

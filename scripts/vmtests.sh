@@ -2,8 +2,10 @@
 # Runs the VM tests: the harness self-tests (on the host's architecture) and every suite on
 # every architecture in ARCHES, all at once: the harness itself bounds how many VMs run on the
 # host (harness/slots), so the runs fill the CPUs without overloading them. Each run writes
-# its own JUnit file whose test names carry the architecture; the last line counts them all,
-# with the VMs booted and restored.
+# its own JUnit file whose test names carry the architecture, and its go test -json stream;
+# at the end _artifacts/summary.md (per package counts and wall time, each failure's first
+# message and artifact folder, each skip's reason) and, as the last lines, the totals with the
+# VMs booted and restored, and one line per failure.
 # Usage: scripts/vmtests.sh [selftest] [suites]   (default: both)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,14 +24,14 @@ done
 host=$(uname -m)
 
 mkdir -p "$arts"
-rm -f "$arts"/junit-*.xml "$arts/vm-starts.tsv"
+rm -f "$arts"/junit-*.xml "$arts"/test2json-*.json "$arts/vm-starts.tsv" "$arts/summary.md"
 start=$(date +%s)
 names=() pids=()
 run() { # name arch package...
   local name=$1 arch=$2
   shift 2
   (
-    VMTEST_ARCH=$arch "$gotestsum" --junitfile "$arts/junit-$name.xml" --format testname -- \
+    VMTEST_ARCH=$arch "$gotestsum" --junitfile "$arts/junit-$name.xml" --jsonfile "$arts/test2json-$name.json" --format testname -- \
       -count=1 -timeout "$timeout" "$@" 2>&1 | sed -u "s/^/[$name] /"
     rc=${PIPESTATUS[0]}
     # Test names say the architecture: "x86_64/github.com/.../suites/boot".
@@ -69,4 +71,7 @@ printf '{"wall_s": %d, "tests": %d, "failed": %d, "skipped": %d, "boots": %d, "r
   "$wall" "$tests" "$failed" "$skipped" "$boots" "$restores" "$saves" >"$arts/vmtests.json"
 echo "vmtests: ${wall}s; VMs: $boots booted for real ($saves saved their state for later restores), $restores restored; JUnit: $arts/junit-*.xml"
 echo "vmtests: $((tests - failed - skipped)) passed, $failed failed, $skipped skipped"
+# Last, so that a CI log's tail names every failure with its first message.
+go run ./cmd/vmtest-report -o "$arts/summary.md" -starts "$arts/vm-starts.tsv" -wall "$wall" \
+  "$arts"/test2json-*.json | sed 's/^/vmtests: /'
 exit "$rc"

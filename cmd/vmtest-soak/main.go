@@ -6,34 +6,31 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sort"
 	"strings"
+
+	"github.com/azl-vmtest/azl-vmtest/internal/testreport"
 )
 
 // results maps "package/Test" to its action ("pass", "fail", "skip") in one run.
 type results map[string]string
 
 func read(r io.Reader) (results, error) {
+	run, err := testreport.Read("", r)
 	res := results{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev struct{ Action, Package, Test string }
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Test == "" {
-			continue
-		}
-		switch ev.Action {
-		case "pass", "fail", "skip":
-			res[path.Base(ev.Package)+"/"+ev.Test] = ev.Action
+	for _, p := range run.Packages {
+		for _, t := range p.Tests {
+			a := t.Action
+			if a == "" {
+				a = "fail" // it never ended: the binary died or timed out
+			}
+			res[t.Short()] = a
 		}
 	}
-	return res, sc.Err()
+	return res, err
 }
 
 // table renders the runs as markdown, and says whether any test failed in any run.

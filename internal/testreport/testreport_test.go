@@ -1,0 +1,88 @@
+package testreport
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// testdata/fail.json and dead.json were recorded from `go test -json` on a small package: one
+// test passes, one skips, one fails after logging its artifact folder, one parent fails by a
+// subtest, and (dead.json) one test outlives go test's -timeout.
+func read(t *testing.T, name, file string) *Run {
+	t.Helper()
+	f, err := os.Open("testdata/" + file)
+	require.NoError(t, err)
+	defer f.Close()
+	r, err := Read(name, f)
+	require.NoError(t, err)
+	return r
+}
+
+func TestReadCountsAndFailures(t *testing.T) {
+	r := read(t, "suites-x86_64", "fail.json")
+	require.Len(t, r.Packages, 1)
+	p := r.Packages[0]
+	assert.Equal(t, "fail", p.Action)
+	passed, failed, skipped := p.Counts()
+	assert.Equal(t, []int{2, 3, 1}, []int{passed, failed, skipped}, "TestPasses and TestParent/ok pass; TestFails, TestParent, TestParent/bad fail")
+
+	var names []string
+	for _, f := range p.Failures() {
+		names = append(names, f.Name)
+	}
+	assert.Equal(t, []string{"TestFails", "TestParent/bad"}, names, "a parent failing only by its subtest is not a failure of its own")
+	fails := p.Failures()[0]
+	assert.Equal(t, []string{"demo_test.go:11: firewall.open_ports: expected [22/tcp], got [22/tcp 8080/tcp]"}, fails.Message(5))
+	assert.Equal(t, "/tmp/_artifacts/x86_64/demo/TestFails", fails.Artifacts())
+}
+
+func TestReadTimedOutPackage(t *testing.T) {
+	p := read(t, "selftest-x86_64", "dead.json").Packages[0]
+	passed, failed, skipped := p.Counts()
+	assert.Equal(t, []int{0, 1, 0}, []int{passed, failed, skipped}, "a test that never ended is a failure")
+	f := p.Failures()
+	require.Len(t, f, 1)
+	assert.Equal(t, "TestHangs", f[0].Name)
+	assert.Equal(t, "panic: test timed out after 2s", f[0].Message(1)[0], "the timeout is named first, not the test's last log line")
+}
+
+func TestReadPackageThatDiedOutsideTests(t *testing.T) {
+	r, err := Read("x", strings.NewReader(`{"Action":"start","Package":"p/q"}
+{"Action":"output","Package":"p/q","Output":"# p/q\n"}
+{"Action":"output","Package":"p/q","Output":"q_test.go:3:1: syntax error\n"}
+{"Action":"output","Package":"p/q","Output":"FAIL\tp/q [build failed]\n"}
+{"Action":"fail","Package":"p/q","Elapsed":0.1}
+not json at all`))
+	require.NoError(t, err)
+	f := r.Packages[0].Failures()
+	require.Len(t, f, 1)
+	assert.Equal(t, "(package)", f[0].Name)
+	assert.Equal(t, []string{"# p/q", "q_test.go:3:1: syntax error"}, f[0].Output)
+	assert.Equal(t, []string{"FAIL x q/(package): # p/q"}, FailureLines([]*Run{r}))
+}
+
+func TestMarkdown(t *testing.T) {
+	runs := []*Run{read(t, "suites-x86_64", "fail.json"), read(t, "selftest-x86_64", "dead.json")}
+	starts := ReadVMStarts(strings.NewReader("boot\tx86_64\tshared\t48.1\nsave\tx86_64\tshared\t3.2\nrestore\tx86_64\tTestA\t2.1\nrestore\tx86_64\tTestB\t2.0\nboot\taarch64\tTestC\t120\nbad line\n"))
+	md := Markdown(runs, starts, 95*time.Second)
+	assert.Contains(t, md, "# azl-vmtest: 2 passed, 4 failed, 1 skipped in 1m35s")
+	assert.Contains(t, md, "VMs on aarch64: 1 booted for real (0 of them saved their booted state), 0 restored")
+	assert.Contains(t, md, "VMs on x86_64: 1 booted for real (1 of them saved their booted state), 2 restored")
+	assert.Contains(t, md, "| suites-x86_64 | `demo` **FAIL** | 2 | 3 | 1 |")
+	assert.Contains(t, md, "### suites-x86_64: `demo/TestParent/bad`\n\n```\ndemo_test.go:16: sysctl kernel.kptr_restrict: expected 2, got 0\n```")
+	assert.Contains(t, md, "artifacts: `/tmp/_artifacts/x86_64/demo/TestFails`")
+	assert.Contains(t, md, "- suites-x86_64 `demo/TestSkips`: demo_test.go:7: needs Hyper-V: running under QEMU")
+	assert.Contains(t, md, "### selftest-x86_64: `dead/TestHangs`\n\n```\npanic: test timed out after 2s")
+
+	lines := FailureLines(runs)
+	assert.Equal(t, []string{
+		"FAIL suites-x86_64 demo/TestFails: demo_test.go:11: firewall.open_ports: expected [22/tcp], got [22/tcp 8080/tcp] (artifacts: /tmp/_artifacts/x86_64/demo/TestFails)",
+		"FAIL suites-x86_64 demo/TestParent/bad: demo_test.go:16: sysctl kernel.kptr_restrict: expected 2, got 0",
+		"FAIL selftest-x86_64 dead/TestHangs: panic: test timed out after 2s",
+	}, lines)
+}
