@@ -350,7 +350,7 @@ func (m *Machine) NetOpen() bool { return m.cfg.NetOpen }
 // UserData is the rendered user-data the guest was given.
 func (m *Machine) UserData() []byte { return m.userData }
 
-// HostKey is the SSH host key the harness injected and pins ("ssh-ed25519 AAAA...").
+// HostKey is the SSH host key the harness injected and pins ("ecdsa-sha2-nistp256 AAAA...").
 func (m *Machine) HostKey() string { return m.hostKey.PublicLine }
 
 // UserKey is the test user's authorized public key.

@@ -5,7 +5,8 @@ package cloudinit
 
 import (
 	"bytes"
-	"crypto/ed25519"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -30,20 +31,30 @@ type File struct {
 	Owner       string `yaml:"owner,omitempty"`
 }
 
-// KeyPair is an ed25519 key with its OpenSSH encodings.
+// KeyPair is an ECDSA P-256 key with its OpenSSH encodings. P-256 is the one key type every
+// image accepts: a FIPS policy (crypto-policies' FIPS, the FIPS stand-in) refuses ed25519 for
+// host and user keys, and a default policy accepts ECDSA.
 type KeyPair struct {
-	Private    ed25519.PrivateKey
+	Private    *ecdsa.PrivateKey
 	Signer     ssh.Signer
-	PublicLine string // "ssh-ed25519 AAAA... comment"
+	PublicLine string // "ecdsa-sha2-nistp256 AAAA... comment"
 	PrivatePEM string // OpenSSH private key format
 }
 
-// NewKeyPair makes a fresh ed25519 key.
+// KeyType is the SSH key type of every KeyPair, as cloud-init's ssh_keys and ssh_genkeytypes
+// name it; the guest keeps the host key as /etc/ssh/ssh_host_<KeyType>_key.
+const KeyType = "ecdsa"
+
+// NewKeyPair makes a fresh key.
 func NewKeyPair(comment string) (*KeyPair, error) {
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
 	}
+	return keyPair(priv, comment)
+}
+
+func keyPair(priv *ecdsa.PrivateKey, comment string) (*KeyPair, error) {
 	signer, err := ssh.NewSignerFromKey(priv)
 	if err != nil {
 		return nil, err
@@ -66,24 +77,16 @@ func ParseKeyPair(privatePEM, comment string) (*KeyPair, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing a saved private key: %w", err)
 	}
-	var priv ed25519.PrivateKey
-	switch k := raw.(type) {
-	case ed25519.PrivateKey:
-		priv = k
-	case *ed25519.PrivateKey:
-		priv = *k
-	default:
-		return nil, fmt.Errorf("saved private key is %T, want ed25519", raw)
+	priv, ok := raw.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("saved private key is %T, want an ECDSA key", raw)
 	}
-	signer, err := ssh.NewSignerFromKey(priv)
+	k, err := keyPair(priv, comment)
 	if err != nil {
 		return nil, err
 	}
-	pub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(signer.PublicKey())))
-	if comment != "" {
-		pub += " " + comment
-	}
-	return &KeyPair{Private: priv, Signer: signer, PublicLine: pub, PrivatePEM: privatePEM}, nil
+	k.PrivatePEM = privatePEM
+	return k, nil
 }
 
 // Seed is the content of a NoCloud seed.
@@ -126,10 +129,10 @@ func (s *Seed) UserData() ([]byte, error) {
 		"ssh_deletekeys": true,
 		// Only the type the harness provides, so nothing is generated (saves seconds under TCG);
 		// an empty list fails cloud-init's schema.
-		"ssh_genkeytypes": []string{"ed25519"},
+		"ssh_genkeytypes": []string{KeyType},
 		"ssh_keys": map[string]string{
-			"ed25519_private": s.HostKey.PrivatePEM,
-			"ed25519_public":  s.HostKey.PublicLine,
+			KeyType + "_private": s.HostKey.PrivatePEM,
+			KeyType + "_public":  s.HostKey.PublicLine,
 		},
 	}
 	if len(s.WriteFiles) > 0 {

@@ -24,8 +24,9 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
-// Format versions the layout; bump it when what a state holds changes.
-const Format = 1
+// Format versions the layout; bump it when what a state holds changes. 2: the keys the guest
+// trusts are ECDSA P-256 (were ed25519).
+const Format = 2
 
 // Files in a state's folder.
 const (

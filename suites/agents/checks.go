@@ -23,8 +23,8 @@ var (
 	probeSSHD           = check.Probe{Name: "sshd-T", Cmd: "sudo sshd -T"}
 )
 
-// CmdHostKeys lists the guest's SSH host keys and prints the ed25519 one (TestUserDataApplied).
-const CmdHostKeys = "sudo sh -c 'ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_ed25519_key.pub'"
+// CmdHostKeys lists the guest's SSH host key files, then prints them (TestUserDataApplied).
+const CmdHostKeys = "sudo sh -c 'ls -1 /etc/ssh/ssh_host_*_key.pub; cat /etc/ssh/ssh_host_*_key.pub'"
 
 // Checks are the suite's read-only checks, one per profile key.
 var Checks = check.Table{
@@ -173,7 +173,8 @@ func AuthorizedKeys(user, harnessKey, content string) error {
 	return nil
 }
 
-// HostKey checks the guest's only SSH host key is the injected one.
+// HostKey checks the guest's only SSH host key is the injected one, in the file sshd keeps a
+// key of its type in.
 func HostKey(injected, out string) error {
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	var files []string
@@ -190,10 +191,22 @@ func HostKey(injected, out string) error {
 	if f := strings.Fields(key); len(f) >= 2 {
 		got = f[0] + " " + f[1]
 	}
+	file := hostKeyFile(want)
 	return check.Errors(
-		check.Equal("SSH host key /etc/ssh/ssh_host_ed25519_key.pub", want, got),
-		check.Set("SSH host key files", []string{"/etc/ssh/ssh_host_ed25519_key.pub"}, strings.Join(files, " ")),
+		check.Equal("SSH host key "+file, want, got),
+		check.Set("SSH host key files", []string{file}, strings.Join(files, " ")),
 	)
+}
+
+// hostKeyFile is where sshd keeps the public host key of a key's type
+// ("ecdsa-sha2-nistp256 AAAA..." is in ssh_host_ecdsa_key.pub).
+func hostKeyFile(key string) string {
+	typ, _, _ := strings.Cut(key, " ")
+	name := strings.TrimPrefix(typ, "ssh-")
+	if strings.HasPrefix(typ, "ecdsa-") {
+		name = "ecdsa"
+	}
+	return "/etc/ssh/ssh_host_" + name + "_key.pub"
 }
 
 // sshdConfig reads `sshd -T` (lower-case keys).

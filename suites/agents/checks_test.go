@@ -43,10 +43,13 @@ func TestUnitAuthorizedKeys(t *testing.T) {
 }
 
 func TestUnitHostKey(t *testing.T) {
-	injected := "ssh-ed25519 AAAAC3Nza-injected azl-vmtest-host"
-	require.NoError(t, HostKey(injected, "/etc/ssh/ssh_host_ed25519_key.pub\nssh-ed25519 AAAAC3Nza-injected azl-vmtest-host\n"))
-	err := HostKey(injected, "/etc/ssh/ssh_host_ecdsa_key.pub\n/etc/ssh/ssh_host_ed25519_key.pub\nssh-ed25519 AAAAC3Nza-generated root@vm\n")
+	injected := "ecdsa-sha2-nistp256 AAAAE2Vj-injected azl-vmtest-host"
+	require.NoError(t, HostKey(injected, "/etc/ssh/ssh_host_ecdsa_key.pub\necdsa-sha2-nistp256 AAAAE2Vj-injected azl-vmtest-host\n"))
+	// cloud-init generated its own keys besides (or instead of) the injected one.
+	err := HostKey(injected, "/etc/ssh/ssh_host_ecdsa_key.pub\n/etc/ssh/ssh_host_ed25519_key.pub\necdsa-sha2-nistp256 AAAAE2Vj-generated root@vm\nssh-ed25519 AAAAC3Nza-generated root@vm\n")
 	require.Error(t, err)
-	assert.Contains(t, err.Error(), `expected "ssh-ed25519 AAAAC3Nza-injected", got "ssh-ed25519 AAAAC3Nza-generated"`)
-	assert.Contains(t, err.Error(), "ssh_host_ecdsa_key.pub")
+	assert.Contains(t, err.Error(), `expected "ecdsa-sha2-nistp256 AAAAE2Vj-injected", got "ecdsa-sha2-nistp256 AAAAE2Vj-generated"`)
+	assert.Contains(t, err.Error(), "ssh_host_ed25519_key.pub")
+	// The harness's key type decides the file: an ed25519 key lives in ssh_host_ed25519_key.pub.
+	require.NoError(t, HostKey("ssh-ed25519 AAAAC3Nza-i h", "/etc/ssh/ssh_host_ed25519_key.pub\nssh-ed25519 AAAAC3Nza-i h\n"))
 }

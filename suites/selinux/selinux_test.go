@@ -27,8 +27,8 @@ const (
 	denySetup = `set -e
 id ` + denyUser + ` >/dev/null 2>&1 || useradd -m ` + denyUser + `
 d=/home/` + denyUser + `/.ssh; mkdir -p $d /root/vmtest-deny
-[ -f /root/vmtest-deny/key ] || ssh-keygen -q -t ed25519 -N '' -f /root/vmtest-deny/key
-echo "127.0.0.1 $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ed25519_key.pub)" > /root/vmtest-deny/known_hosts
+[ -f /root/vmtest-deny/key ] || ssh-keygen -q -t ecdsa -b 256 -N '' -f /root/vmtest-deny/key
+echo "127.0.0.1 $(cut -d' ' -f1,2 /etc/ssh/ssh_host_ecdsa_key.pub)" > /root/vmtest-deny/known_hosts
 cp /root/vmtest-deny/key.pub $d/authorized_keys
 chown -R ` + denyUser + `: $d; chmod 700 $d; chmod 600 $d/authorized_keys
 restorecon -RF $d`
