@@ -28,6 +28,7 @@ const (
 // (VMTEST_*) and is then adjusted by Options.
 type Config struct {
 	Image       string
+	Standin     standin.Flavour // which stand-in is the default image (VMTEST_STANDIN)
 	Arch        arch.Arch
 	Accel       string
 	Profile     string // name or file; "" = detect from /etc/os-release
@@ -81,8 +82,8 @@ func WithCPUs(n int) Option { return func(c *Config) { c.CPUs = n } }
 // WithArch sets the guest architecture (x86_64, aarch64); the default image follows it.
 func WithArch(a arch.Arch) Option {
 	return func(c *Config) {
-		if c.Image == standin.ImagePath(standin.CacheDir(), c.Arch) {
-			c.Image = standin.ImagePath(standin.CacheDir(), a)
+		if c.Image == standin.ImagePath(standin.CacheDir(), c.Arch, c.Standin) {
+			c.Image = standin.ImagePath(standin.CacheDir(), a, c.Standin)
 		}
 		c.Arch = a
 	}
@@ -177,9 +178,15 @@ func ConfigFromEnv() (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("VMTEST_ARCH: %w", err)
 	}
+	if c.Standin, err = standin.ParseFlavour(os.Getenv("VMTEST_STANDIN")); err != nil {
+		return c, fmt.Errorf("VMTEST_STANDIN: %w", err)
+	}
 	c.Image = os.Getenv("VMTEST_IMAGE")
 	if c.Image == "" {
-		c.Image = standin.ImagePath(standin.CacheDir(), c.Arch)
+		if why := c.Standin.Supports(c.Arch); why != "" {
+			return c, fmt.Errorf("VMTEST_STANDIN=%s: %s (unset VMTEST_ARCH or set it to the host's)", c.Standin, why)
+		}
+		c.Image = standin.ImagePath(standin.CacheDir(), c.Arch, c.Standin)
 	}
 	switch v := os.Getenv("VMTEST_ACCEL"); v {
 	case "":

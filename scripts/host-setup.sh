@@ -24,6 +24,12 @@ declare -A NEED=(
   [eatmydata]=eatmydata
   [flock]=util-linux
   [isoinfo]=genisoimage
+  # The FIPS stand-in builds OpenSSL's FIPS provider from Debian's openssl source.
+  [dpkg-source]=dpkg-dev
+  [gcc]=gcc
+  [/usr/include/stdio.h]=libc6-dev
+  [make]=make
+  [perl]=perl
 )
 
 if ! command -v go >/dev/null 2>&1; then

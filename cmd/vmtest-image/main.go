@@ -1,7 +1,11 @@
 // Command vmtest-image builds (or finds in the cache) the stand-in guest images.
 //
-//	vmtest-image build [-arch x86_64,aarch64] [-force]   build what is missing, print the paths
-//	vmtest-image path  [-arch x86_64]                    print where the image is (or would be)
+//	vmtest-image build [-arch x86_64,aarch64] [-flavour standard,fips] [-force]
+//	                   build what is missing, print the paths
+//	vmtest-image path  [-arch x86_64] [-flavour fips]   print where the image is (or would be)
+//
+// A flavour that cannot be built for an architecture on this host (the FIPS stand-in is built
+// for the host's architecture only) is left out with a note saying why.
 package main
 
 import (
@@ -25,6 +29,7 @@ func main() {
 	cmd := os.Args[1]
 	fl := flag.NewFlagSet(cmd, flag.ExitOnError)
 	arches := fl.String("arch", "", "comma-separated architectures (default: the host's)")
+	flavours := fl.String("flavour", "standard", "comma-separated stand-in flavours: standard, fips")
 	force := fl.Bool("force", false, "rebuild even when cached")
 	_ = fl.Parse(os.Args[2:])
 
@@ -40,19 +45,39 @@ func main() {
 			list = append(list, a)
 		}
 	}
+	var fls []standin.Flavour
+	for _, n := range strings.Split(*flavours, ",") {
+		f, err := standin.ParseFlavour(n)
+		die(err)
+		fls = append(fls, f)
+	}
+	type image struct {
+		a arch.Arch
+		f standin.Flavour
+	}
+	var images []image
+	for _, f := range fls {
+		for _, a := range list {
+			if why := f.Supports(a); why != "" {
+				fmt.Fprintf(os.Stderr, "vmtest-image: no %s stand-in for %s: %s\n", f, a.Name, why)
+				continue
+			}
+			images = append(images, image{a, f})
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	switch cmd {
 	case "path":
-		for _, a := range list {
-			fmt.Println(standin.ImagePath(standin.CacheDir(), a))
+		for _, im := range images {
+			fmt.Println(standin.ImagePath(standin.CacheDir(), im.a, im.f))
 		}
 	case "build":
-		for _, a := range list {
+		for _, im := range images {
 			start := time.Now()
-			p, err := standin.Build(ctx, standin.Options{Arch: a, Force: *force})
+			p, err := standin.Build(ctx, standin.Options{Arch: im.a, Flavour: im.f, Force: *force})
 			die(err)
-			fmt.Fprintf(os.Stderr, "standin: %s ready in %.1fs\n", a.Name, time.Since(start).Seconds())
+			fmt.Fprintf(os.Stderr, "standin: %s %s ready in %.1fs\n", im.f, im.a.Name, time.Since(start).Seconds())
 			fmt.Println(p)
 		}
 	default:
@@ -61,7 +86,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmtest-image build|path [-arch x86_64,aarch64] [-force]")
+	fmt.Fprintln(os.Stderr, "usage: vmtest-image build|path [-arch x86_64,aarch64] [-flavour standard,fips] [-force]")
 	os.Exit(2)
 }
 

@@ -37,7 +37,7 @@ func TestBenchReport(t *testing.T) {
 		rows = append(rows, [2]string{name, fmt.Sprintf("%.2f %s", v, unit)})
 	}
 	for _, a := range arch.All() {
-		img := standin.ImagePath(standin.CacheDir(), a)
+		img := standin.ImagePath(standin.CacheDir(), a, standin.Standard)
 		if os.Getenv("VMTEST_IMAGE") != "" {
 			if a.Name != cfg.Arch.Name {
 				continue

@@ -388,7 +388,7 @@ func TestOtherArchitectureBoots(t *testing.T) {
 			continue
 		}
 		t.Run(a.Name, func(t *testing.T) {
-			img := standin.ImagePath(standin.CacheDir(), a)
+			img := standin.ImagePath(standin.CacheDir(), a, standin.Standard)
 			if _, err := os.Stat(img); err != nil {
 				t.Skipf("needs the %s stand-in image (%s): run `make image`", a.Name, img)
 			}

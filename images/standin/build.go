@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"time"
@@ -31,15 +32,75 @@ import (
 const Suite = "bookworm"
 
 // The cache key covers everything that decides the image's content: the recipe data, the
-// root filesystem and disk steps (rootfs.go, disk.go) and the apt source selection. The
-// caching, locking and logging in this file do not change the image and are not hashed.
+// root filesystem and disk steps (rootfs.go, disk.go) and the apt source selection; a
+// flavour's key adds its layer (the FIPS layer: fips.go and fips/). The caching, locking and
+// logging in this file do not change the image and are not hashed.
 //
 //go:embed recipe rootfs.go disk.go sources.go
 var recipeFS embed.FS
 
+//go:embed fips fips.go
+var fipsFS embed.FS
+
+// Flavour is a variant of the stand-in: the standard image, or one with a layer on top.
+type Flavour string
+
+const (
+	// Standard is the stand-in configured like Azure Linux 4.0's default image.
+	Standard Flavour = ""
+	// FIPS adds the FIPS layer: fips=1, OpenSSL's FIPS provider (built from Debian's openssl
+	// source on the host, so only for the host's architecture) activated with the base
+	// provider and fips=yes, and ssh/sshd limited to FIPS-approved algorithms.
+	FIPS Flavour = "fips"
+)
+
+// ParseFlavour reads a flavour's name ("standard" or "" is the standard image).
+func ParseFlavour(s string) (Flavour, error) {
+	switch s {
+	case "", "standard":
+		return Standard, nil
+	case "fips":
+		return FIPS, nil
+	}
+	return "", fmt.Errorf("unknown stand-in flavour %q: use standard or fips", s)
+}
+
+// String is the flavour's name.
+func (f Flavour) String() string {
+	if f == Standard {
+		return "standard"
+	}
+	return string(f)
+}
+
+// Supports says why the flavour cannot be built for a on this host, or "" when it can.
+func (f Flavour) Supports(a arch.Arch) string {
+	if f == FIPS && !a.Native() {
+		return "the FIPS stand-in's OpenSSL provider is compiled on the host, so it is built for the host's architecture (" + runtime.GOARCH + ") only, not " + a.Name
+	}
+	return ""
+}
+
+// layer is what the flavour adds to the stand-in (its files, hashed into its key).
+func (f Flavour) layer() []embed.FS {
+	if f == FIPS {
+		return []embed.FS{fipsFS}
+	}
+	return nil
+}
+
+// imageName is the image's file-name stem: "standin" or "standin-fips".
+func (f Flavour) imageName() string {
+	if f == Standard {
+		return "standin"
+	}
+	return "standin-" + string(f)
+}
+
 // Options configure a build.
 type Options struct {
 	Arch     arch.Arch
+	Flavour  Flavour
 	CacheDir string    // default: CacheDir()
 	Log      io.Writer // progress; default os.Stderr
 	Force    bool      // rebuild even when cached
@@ -49,29 +110,35 @@ type Options struct {
 // $XDG_CACHE_HOME/azl-vmtest, else ~/.cache/azl-vmtest (see harness/cache).
 func CacheDir() string { return cache.Dir() }
 
-// Key is the cache key of the image for a: a hash of the recipe, the builder and the arch.
-func Key(a arch.Arch) string {
+// Key is the cache key of flavour f's image for a: a hash of the recipe, the builder, the
+// flavour's layer and the arch.
+func Key(a arch.Arch, f Flavour) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "arch=%s\nsuite=%s\n", a.Name, Suite)
-	var paths []string
-	_ = fs.WalkDir(recipeFS, ".", func(p string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() {
-			paths = append(paths, p)
+	if f != Standard {
+		fmt.Fprintf(h, "flavour=%s\n", f)
+	}
+	for _, fsys := range append([]embed.FS{recipeFS}, f.layer()...) {
+		var paths []string
+		_ = fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				paths = append(paths, p)
+			}
+			return nil
+		})
+		sort.Strings(paths)
+		for _, p := range paths {
+			b, _ := fsys.ReadFile(p)
+			fmt.Fprintf(h, "%s %d\n", p, len(b))
+			h.Write(b)
 		}
-		return nil
-	})
-	sort.Strings(paths)
-	for _, p := range paths {
-		b, _ := recipeFS.ReadFile(p)
-		fmt.Fprintf(h, "%s %d\n", p, len(b))
-		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
 }
 
-// ImagePath is where the image for a lives once built.
-func ImagePath(cacheDir string, a arch.Arch) string {
-	return filepath.Join(cacheDir, "images", fmt.Sprintf("standin-%s-%s.qcow2", a.Name, Key(a)))
+// ImagePath is where flavour f's image for a lives once built.
+func ImagePath(cacheDir string, a arch.Arch, f Flavour) string {
+	return filepath.Join(cacheDir, "images", fmt.Sprintf("%s-%s-%s.qcow2", f.imageName(), a.Name, Key(a, f)))
 }
 
 // Packages is the package set for a.
@@ -95,45 +162,53 @@ func Build(ctx context.Context, opts Options) (string, error) {
 	if opts.Log == nil {
 		opts.Log = os.Stderr
 	}
-	out := ImagePath(opts.CacheDir, opts.Arch)
+	if why := opts.Flavour.Supports(opts.Arch); why != "" {
+		return "", errors.New(why)
+	}
+	name := opts.Flavour.imageName() + "-" + opts.Arch.Name // "standin-x86_64", "standin-fips-x86_64"
+	out := ImagePath(opts.CacheDir, opts.Arch, opts.Flavour)
 	if !opts.Force {
 		if _, err := os.Stat(out); err == nil {
-			fmt.Fprintf(opts.Log, "standin: %s image cached: %s\n", opts.Arch.Name, out)
+			fmt.Fprintf(opts.Log, "standin: %s image cached: %s\n", name, out)
 			return out, nil
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return "", err
 	}
-	unlock, err := lock(ctx, filepath.Join(opts.CacheDir, "images", "standin-"+opts.Arch.Name+".lock"), opts.Log)
+	unlock, err := lock(ctx, filepath.Join(opts.CacheDir, "images", name+".lock"), opts.Log)
 	if err != nil {
 		return "", err
 	}
 	defer unlock()
 	if !opts.Force {
 		if _, err := os.Stat(out); err == nil { // built while we waited
-			fmt.Fprintf(opts.Log, "standin: %s image built by another process: %s\n", opts.Arch.Name, out)
+			fmt.Fprintf(opts.Log, "standin: %s image built by another process: %s\n", name, out)
 			return out, nil
 		}
 	}
-	if err := preflight(opts.Arch); err != nil {
+	if err := preflight(opts.Arch, opts.Flavour); err != nil {
 		return "", err
 	}
-	removeStaleBuilds(filepath.Join(opts.CacheDir, "images"), opts.Arch, opts.Log)
+	removeStaleBuilds(filepath.Join(opts.CacheDir, "images"), name, opts.Log)
 	b := &builder{opts: opts, start: time.Now()}
 	if err := b.run(ctx, out); err != nil {
-		return "", fmt.Errorf("building the %s stand-in image: %w", opts.Arch.Name, err)
+		return "", fmt.Errorf("building the %s stand-in image: %w", name, err)
 	}
-	pruneOldImages(out, opts.Arch, opts.Log)
+	pruneOldImages(out, name, opts.Log)
 	return out, nil
 }
 
 // preflight fails fast, naming the fix, when the host cannot build the image.
-func preflight(a arch.Arch) error {
+func preflight(a arch.Arch, f Flavour) error {
 	if os.Geteuid() != 0 {
 		return errors.New("building the stand-in image needs root (mmdebstrap's root mode keeps file ownership for mkfs.ext4 -d): run `sudo make image`")
 	}
-	for _, tool := range []string{"mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "grub-mkimage", "qemu-img", "eatmydata"} {
+	tools := []string{"mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "grub-mkimage", "qemu-img", "eatmydata"}
+	if f == FIPS {
+		tools = append(tools, fipsBuildTools...)
+	}
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found: run scripts/host-setup.sh as root", tool)
 		}
@@ -146,10 +221,11 @@ func preflight(a arch.Arch) error {
 	return nil
 }
 
-// pruneOldImages removes this architecture's images built from older recipes (the caller holds
-// the build lock). A VM still running on one keeps its open file until it stops.
-func pruneOldImages(current string, a arch.Arch, log io.Writer) {
-	old, _ := filepath.Glob(filepath.Join(filepath.Dir(current), "standin-"+a.Name+"-*.qcow2"))
+// pruneOldImages removes the images of this flavour and architecture (name, e.g.
+// "standin-x86_64") built from older recipes (the caller holds the build lock). A VM still
+// running on one keeps its open file until it stops.
+func pruneOldImages(current, name string, log io.Writer) {
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(current), name+"-*.qcow2"))
 	for _, p := range old {
 		if p != current {
 			fmt.Fprintf(log, "standin: removing image of an older recipe %s\n", p)
@@ -158,11 +234,12 @@ func pruneOldImages(current string, a arch.Arch, log io.Writer) {
 	}
 }
 
-// removeStaleBuilds deletes work folders of this architecture's interrupted builds (the caller
-// holds the build lock, so none is live), unmounting what an interrupted mmdebstrap left
-// mounted first; a folder that still has mounts is left alone rather than deleted through them.
-func removeStaleBuilds(dir string, a arch.Arch, log io.Writer) {
-	stale, _ := filepath.Glob(filepath.Join(dir, "build-"+a.Name+"-*"))
+// removeStaleBuilds deletes work folders of this flavour's and architecture's interrupted
+// builds (the caller holds the build lock, so none is live), unmounting what an interrupted
+// mmdebstrap left mounted first; a folder that still has mounts is left alone rather than
+// deleted through them.
+func removeStaleBuilds(dir, name string, log io.Writer) {
+	stale, _ := filepath.Glob(filepath.Join(dir, "build-"+name+"-*"))
 	for _, d := range stale {
 		fmt.Fprintf(log, "standin: removing interrupted build %s\n", d)
 		removeBuildDir(d, log)
@@ -237,14 +314,20 @@ func (b *builder) stage(format string, args ...any) {
 
 // cmd runs a host command, streaming its output to the log with a prefix.
 func (b *builder) cmd(ctx context.Context, name string, args ...string) error {
-	return b.cmdIn(ctx, nil, name, args...)
+	return b.cmdAt(ctx, "", nil, name, args...)
 }
 
 // cmdIn runs a tool with stdin (argv, never a shell line: paths come from VMTEST_CACHE and
 // HOME, which a shell would expand), its output kept for the error and shown with
 // VMTEST_VERBOSE.
 func (b *builder) cmdIn(ctx context.Context, stdin io.Reader, name string, args ...string) error {
+	return b.cmdAt(ctx, "", stdin, name, args...)
+}
+
+// cmdAt is cmdIn run in folder dir ("": the current one).
+func (b *builder) cmdAt(ctx context.Context, dir string, stdin io.Reader, name string, args ...string) error {
 	c := exec.CommandContext(ctx, name, args...)
+	c.Dir = dir
 	c.Stdin = stdin
 	// On Ctrl-C let the tool clean up (mmdebstrap unmounts its chroot) before it is killed.
 	c.Cancel = func() error { return c.Process.Signal(os.Interrupt) }

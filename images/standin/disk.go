@@ -19,6 +19,14 @@ const (
 	espPartTyp = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B"
 )
 
+// kernelArgs are what the flavour adds to the kernel command line (before "quiet").
+func (f Flavour) kernelArgs() string {
+	if f == FIPS {
+		return " fips=1" // the kernel's FIPS mode: fips_enabled=1, self-tested crypto only
+	}
+	return ""
+}
+
 // grubModules are built into the EFI binary; the rest load from /boot/grub on the root.
 var grubModules = []string{"part_gpt", "fat", "ext2", "normal", "linux", "search", "search_fs_uuid",
 	"configfile", "echo", "gzio", "test", "ls", "efi_gop", "reboot", "halt"}
@@ -52,7 +60,7 @@ func (b *builder) assembleDisk(ctx context.Context, rootfs, work, raw string) er
 
 	b.stage("disk: kernel %s, root UUID %s", kver, rootUUID)
 	fstab := fmt.Sprintf("# <fs> <mountpoint> <type> <options> <dump> <pass>\nUUID=%s / ext4 defaults,errors=remount-ro 0 1\nUUID=%s /boot/efi vfat umask=0077 0 2\n", rootUUID, espUUID)
-	cmdline := fmt.Sprintf("root=UUID=%s ro console=%s,115200 rd.shell=0 security=selinux quiet", rootUUID, a.Console)
+	cmdline := fmt.Sprintf("root=UUID=%s ro console=%s,115200 rd.shell=0 security=selinux%s quiet", rootUUID, a.Console, b.opts.Flavour.kernelArgs())
 	grubCfg := fmt.Sprintf(`set timeout=0
 set default=0
 menuentry 'Azure Linux stand-in (Debian %s, %s)' {
@@ -65,7 +73,7 @@ menuentry 'Azure Linux stand-in (Debian %s, %s)' {
 		"etc/fstab":           fstab,
 		"boot/grub/grub.cfg":  grubCfg,
 		"etc/kernel/cmdline":  cmdline + "\n",
-		"etc/azl-vmtest-base": fmt.Sprintf("standin %s %s key=%s\n", a.Name, Suite, Key(a)),
+		"etc/azl-vmtest-base": fmt.Sprintf("%s %s %s key=%s\n", b.opts.Flavour.imageName(), a.Name, Suite, Key(a, b.opts.Flavour)),
 	}
 	for p, content := range files {
 		full := filepath.Join(rootfs, p)

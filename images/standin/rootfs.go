@@ -10,12 +10,12 @@ import (
 
 func (b *builder) run(ctx context.Context, out string) error {
 	a := b.opts.Arch
-	work, err := os.MkdirTemp(filepath.Join(b.opts.CacheDir, "images"), "build-"+a.Name+"-")
+	work, err := os.MkdirTemp(filepath.Join(b.opts.CacheDir, "images"), "build-"+b.opts.Flavour.imageName()+"-"+a.Name+"-")
 	if err != nil {
 		return err
 	}
 	defer removeBuildDir(work, b.opts.Log)
-	b.stage("recipe key %s; work dir %s", Key(a), work)
+	b.stage("%s flavour, recipe key %s; work dir %s", b.opts.Flavour, Key(a, b.opts.Flavour), work)
 
 	recipe := filepath.Join(work, "recipe")
 	if err := writeRecipe(recipe); err != nil {
@@ -34,6 +34,11 @@ func (b *builder) run(ctx context.Context, out string) error {
 		return err
 	}
 
+	// A flavour's layer runs after the recipe's own customize hook.
+	layer, err := b.layerHooks(ctx, work)
+	if err != nil {
+		return err
+	}
 	rootfs := filepath.Join(work, "rootfs")
 	b.stage("root filesystem: mmdebstrap %s/%s, %d packages (cross-architecture builds run under qemu-user and take minutes)", Suite, a.Debian, len(Packages(a)))
 	args := []string{
@@ -48,8 +53,9 @@ func (b *builder) run(ctx context.Context, out string) error {
 		fmt.Sprintf(`--customize-hook=find "$1/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -n -t %q {} +`, debs),
 		fmt.Sprintf(`--customize-hook=sync-in %q /`, filepath.Join(recipe, "overlay")),
 		fmt.Sprintf(`--customize-hook=sh %q "$1"`, filepath.Join(recipe, "customize.sh")),
-		Suite, rootfs, srcFile,
 	}
+	args = append(args, layer...)
+	args = append(args, Suite, rootfs, srcFile)
 	if err := b.cmd(ctx, "mmdebstrap", args...); err != nil {
 		return err
 	}
@@ -71,4 +77,3 @@ func (b *builder) run(ctx context.Context, out string) error {
 	}
 	return nil
 }
-

@@ -16,10 +16,41 @@ import (
 func TestKeyDependsOnArch(t *testing.T) {
 	x, _ := arch.Lookup("x86_64")
 	a, _ := arch.Lookup("aarch64")
-	assert.Len(t, Key(x), 16)
-	assert.Equal(t, Key(x), Key(x))
-	assert.NotEqual(t, Key(x), Key(a))
-	assert.Contains(t, ImagePath("/c", a), "/c/images/standin-aarch64-"+Key(a)+".qcow2")
+	assert.Len(t, Key(x, Standard), 16)
+	assert.Equal(t, Key(x, Standard), Key(x, Standard))
+	assert.NotEqual(t, Key(x, Standard), Key(a, Standard))
+	assert.Contains(t, ImagePath("/c", a, Standard), "/c/images/standin-aarch64-"+Key(a, Standard)+".qcow2")
+}
+
+func TestFlavourHasItsOwnKeyAndImage(t *testing.T) {
+	x, _ := arch.Lookup("x86_64")
+	assert.NotEqual(t, Key(x, Standard), Key(x, FIPS), "the FIPS layer is part of the FIPS image's key")
+	assert.Contains(t, ImagePath("/c", x, FIPS), "/c/images/standin-fips-x86_64-"+Key(x, FIPS)+".qcow2")
+	// The standard image's key does not cover the FIPS layer: changing it rebuilds only the
+	// FIPS image.
+	assert.Empty(t, Standard.layer())
+	f, err := ParseFlavour("fips")
+	require.NoError(t, err)
+	assert.Equal(t, FIPS, f)
+	f, err = ParseFlavour("standard")
+	require.NoError(t, err)
+	assert.Equal(t, Standard, f)
+	_, err = ParseFlavour("fisp")
+	assert.ErrorContains(t, err, `unknown stand-in flavour "fisp": use standard or fips`)
+}
+
+func TestFIPSFlavourOnlyForTheHostArch(t *testing.T) {
+	for _, a := range arch.All() {
+		why := FIPS.Supports(a)
+		if a.Native() {
+			assert.Empty(t, why)
+		} else {
+			assert.Contains(t, why, "built for the host's architecture")
+			_, err := Build(context.Background(), Options{Arch: a, Flavour: FIPS, CacheDir: t.TempDir(), Log: io.Discard})
+			assert.ErrorContains(t, err, why, "refused before anything is built")
+		}
+		assert.Empty(t, Standard.Supports(a))
+	}
 }
 
 func TestPackagesIncludeArchKernelAndGrub(t *testing.T) {
