@@ -9,6 +9,9 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
 // saveArtifacts writes what is needed to debug the machine to dst: the console log, QEMU's argv,
@@ -34,19 +37,45 @@ func (m *Machine) saveArtifacts(dst string) error {
 	write("user-data", string(m.userData), 0o644)
 	write("boot-stages.txt", m.Stages.String()+"\n", 0o644)
 	if m.sshClient() != nil && m.Dead() == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		names := []string{"journal.txt", "cloud-init.log", "dmesg.txt"}
-		res, err := m.RunAll(ctx, "sudo journalctl -b --no-pager -o short-monotonic",
-			"sudo cat /var/log/cloud-init.log", "sudo dmesg")
-		if err != nil {
-			errs = append(errs, fmt.Errorf("reading the guest's logs: %w", err))
-		}
-		for i, r := range res {
-			write(names[i], string(r.Stdout), 0o644)
-		}
+		logErrs := readArtifactLogs(m.Run, artifactLogTimeout, func(name, content string) { write(name, content, 0o644) })
+		errs = append(errs, logErrs...)
 	}
 	return errors.Join(errs...)
+}
+
+// artifactLogs are the guest's logs an artifact folder gets, each read on its own.
+var artifactLogs = []struct{ file, cmd string }{
+	{"journal.txt", "sudo journalctl -b --no-pager -o short-monotonic"},
+	{"cloud-init.log", "sudo cat /var/log/cloud-init.log"},
+	{"dmesg.txt", "sudo dmesg"},
+}
+
+// artifactLogTimeout bounds each log read.
+const artifactLogTimeout = 30 * time.Second
+
+// readArtifactLogs reads each of artifactLogs with run, each with its own bound (a journal too
+// long to read in time costs only the journal), writes what it got, and returns one error per
+// log it could not read, naming the log. A guest found dead fails the reads at once (Run checks).
+func readArtifactLogs(run func(context.Context, string) (ssh.Result, error), bound time.Duration, write func(name, content string)) []error {
+	var errs []error
+	for _, l := range artifactLogs {
+		ctx, cancel := context.WithTimeout(context.Background(), bound)
+		res, err := run(ctx, l.cmd)
+		timedOut := ctx.Err() != nil
+		cancel()
+		switch {
+		case timedOut:
+			errs = append(errs, fmt.Errorf("%s: the guest did not send it within %s", l.file, bound))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("%s: %w", l.file, err))
+		case res.ExitCode != 0:
+			errs = append(errs, fmt.Errorf("%s: %q exited %d: %s", l.file, l.cmd, res.ExitCode, strings.TrimSpace(string(res.Stderr))))
+		}
+		if len(res.Stdout) > 0 {
+			write(l.file, string(res.Stdout))
+		}
+	}
+	return errs
 }
 
 var privateKey = regexp.MustCompile(`(?s)-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?-----END [A-Z0-9 ]*PRIVATE KEY-----`)
@@ -56,11 +85,15 @@ func redact(s string) string {
 	return privateKey.ReplaceAllString(s, "<private key redacted by azl-vmtest>")
 }
 
-// artifactDir is where a test's artifacts go: <artifacts>/<arch>/<package>/<test>, so that
-// the same test on two architectures, or two packages' tests of the same name, never share a
-// folder.
+// artifactDir is where a test's artifacts go: <artifacts>/<arch>/<package>/<test> (the
+// architecture as "x86_64-fips" on a stand-in flavour), so that the same test on two
+// architectures or flavours, or two packages' tests of the same name, never share a folder.
 func (m *Machine) artifactDir(testName string) string {
-	return filepath.Join(m.cfg.Artifacts, m.cfg.Arch.Name, packageName(), sanitize(strings.ReplaceAll(testName, "/", "__")))
+	label := m.cfg.Arch.Name
+	if m.cfg.Standin != standin.Standard {
+		label += "-" + m.cfg.Standin.String()
+	}
+	return filepath.Join(m.cfg.Artifacts, label, packageName(), sanitize(strings.ReplaceAll(testName, "/", "__")))
 }
 
 // recordStart appends how a machine was started (boot, restore, or save: a boot to build a

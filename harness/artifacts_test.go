@@ -1,17 +1,20 @@
 package harness
 
 import (
+	"context"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 )
 
 // Artifacts are uploaded by pipelines: none may hold a private key, though the user-data the
@@ -63,4 +66,27 @@ func TestArtifactsOnAFullDisk(t *testing.T) {
 	err := m.saveArtifacts(filepath.Join(dst, "test"))
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "no space left on device")
+}
+
+// Each guest log is read with its own bound: a journal that never arrives costs only the
+// journal, is named in the error, and the other logs are still written.
+func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
+	run := func(ctx context.Context, cmd string) (ssh.Result, error) {
+		switch {
+		case strings.Contains(cmd, "journalctl"):
+			<-ctx.Done() // a journal too long to send in time
+			return ssh.Result{ExitCode: -1}, ctx.Err()
+		case strings.Contains(cmd, "cloud-init.log"):
+			return ssh.Result{ExitCode: 1, Stderr: []byte("cat: /var/log/cloud-init.log: No such file or directory\n")}, nil
+		}
+		return ssh.Result{Stdout: []byte("[    0.000000] Linux version 6.1\n")}, nil
+	}
+	written := map[string]string{}
+	start := time.Now()
+	errs := readArtifactLogs(run, 200*time.Millisecond, func(name, content string) { written[name] = content })
+	assert.Less(t, time.Since(start), 2*time.Second)
+	require.Len(t, errs, 2)
+	assert.EqualError(t, errs[0], "journal.txt: the guest did not send it within 200ms")
+	assert.Contains(t, errs[1].Error(), `cloud-init.log: "sudo cat /var/log/cloud-init.log" exited 1: cat: /var/log/cloud-init.log: No such file or directory`)
+	assert.Equal(t, map[string]string{"dmesg.txt": "[    0.000000] Linux version 6.1\n"}, written, "the log after the slow one is still written")
 }
