@@ -3,15 +3,23 @@ package harness
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	diskfs "github.com/diskfs/go-diskfs"
+	"github.com/diskfs/go-diskfs/disk"
+	"github.com/diskfs/go-diskfs/filesystem"
+	"github.com/diskfs/go-diskfs/partition/gpt"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 )
 
 // Bad input fails before any VM starts, in under 2 s, naming the cause and the fix.
@@ -42,11 +50,18 @@ func TestBadInputFailsFastNamingTheCause(t *testing.T) {
 		return file(name, []byte(s))
 	}
 
+	other := "aarch64"
+	if runtime.GOARCH == "arm64" {
+		other = "x86_64"
+	}
+	foreign := efiImage(t, dir, other)
+
 	for _, c := range []struct {
 		name string
 		env  map[string]string
 		want string
 	}{
+		{"image for another architecture", map[string]string{"VMTEST_IMAGE": foreign}, "is built for " + other + " (the UEFI boot loaders on its EFI System Partition), not "},
 		{"missing image", map[string]string{"VMTEST_IMAGE": filepath.Join(dir, "nope.qcow2")}, "no such file or directory (set VMTEST_IMAGE"},
 		{"empty image", map[string]string{"VMTEST_IMAGE": file("empty.img", nil)}, "too small to be a bootable disk"},
 		{"random bytes", map[string]string{"VMTEST_IMAGE": file("random.img", random)}, "no partition table"},
@@ -93,6 +108,33 @@ func TestBadInputFailsFastNamingTheCause(t *testing.T) {
 	}
 }
 
+// efiImage writes a small GPT disk whose EFI System Partition holds a removable-media boot
+// loader (a bare PE header) for arch, as an image built for arch has.
+func efiImage(t *testing.T, dir, arch string) string {
+	p := filepath.Join(dir, "efi-"+arch+".raw")
+	d, err := diskfs.Create(p, 64<<20, diskfs.SectorSizeDefault)
+	require.NoError(t, err)
+	defer d.Close()
+	require.NoError(t, d.Partition(&gpt.Table{LogicalSectorSize: 512, ProtectiveMBR: true, Partitions: []*gpt.Partition{
+		{Index: 1, Start: 2048, End: 2048 + 40*2048 - 1, Type: gpt.EFISystemPartition, Name: "ESP"},
+	}}))
+	fsys, err := d.CreateFilesystem(disk.FilesystemSpec{Partition: 1, FSType: filesystem.TypeFat32})
+	require.NoError(t, err)
+	require.NoError(t, fsys.Mkdir("/EFI/BOOT"))
+	name, machine := map[string]string{"x86_64": "BOOTX64.EFI", "aarch64": "BOOTAA64.EFI"}[arch], map[string]uint16{"x86_64": 0x8664, "aarch64": 0xAA64}[arch]
+	pe := make([]byte, 512)
+	copy(pe, "MZ")
+	binary.LittleEndian.PutUint32(pe[0x3C:], 0x80)
+	copy(pe[0x80:], "PE\x00\x00")
+	binary.LittleEndian.PutUint16(pe[0x84:], machine)
+	f, err := fsys.OpenFile("/EFI/BOOT/"+name, os.O_CREATE|os.O_RDWR)
+	require.NoError(t, err)
+	_, err = f.Write(pe)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	return p
+}
+
 // longDir is a folder whose path leaves no room for a unix socket below it.
 func longDir(t *testing.T) string {
 	d := filepath.Join(t.TempDir(), strings.Repeat("d", 90))
@@ -129,4 +171,35 @@ func TestStaleFoldersByLock(t *testing.T) {
 	assert.DirExists(t, young, "a folder made in the last minute (its owner may not hold its lock yet)")
 	assert.DirExists(t, live, "a folder whose owner holds its lock")
 	assert.NoDirExists(t, dead, "a folder whose owner is gone")
+}
+
+// The architecture check reads the boot loaders' PE headers: the right architecture passes,
+// another fails naming both, and a disk without an ESP has nothing to judge.
+func TestCheckArchReadsTheESP(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Skip("needs qemu-img: run scripts/host-setup.sh")
+	}
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, a := range []string{"x86_64", "aarch64"} {
+		info, err := qemu.Inspect(ctx, efiImage(t, dir, a))
+		require.NoError(t, err)
+		archs, err := qemu.EFIArchitectures(ctx, info)
+		require.NoError(t, err)
+		assert.Equal(t, []string{a}, archs)
+		require.NoError(t, qemu.CheckArch(ctx, info, a))
+	}
+	info, err := qemu.Inspect(ctx, filepath.Join(dir, "efi-aarch64.raw"))
+	require.NoError(t, err)
+	assert.ErrorContains(t, qemu.CheckArch(ctx, info, "x86_64"), "is built for aarch64 (the UEFI boot loaders on its EFI System Partition), not x86_64: set VMTEST_ARCH=aarch64, or VMTEST_IMAGE to an x86_64 image")
+
+	bare := filepath.Join(dir, "bare.raw")
+	require.NoError(t, os.WriteFile(bare, make([]byte, 4<<20), 0o644))
+	require.NoError(t, exec.Command("sh", "-c", "echo 'label: gpt' | sfdisk -q "+bare).Run())
+	info, err = qemu.Inspect(ctx, bare)
+	require.NoError(t, err)
+	archs, err := qemu.EFIArchitectures(ctx, info)
+	require.NoError(t, err)
+	assert.Empty(t, archs, "no ESP: nothing to judge")
+	require.NoError(t, qemu.CheckArch(ctx, info, "x86_64"))
 }

@@ -82,6 +82,9 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	if err != nil {
 		return nil, err
 	}
+	if err := qemu.CheckArch(ctx, info, cfg.Arch.Name); err != nil {
+		return nil, err
+	}
 	accel, why, err := qemu.ResolveAccel(cfg.Accel, cfg.Arch)
 	if err != nil {
 		return nil, err
