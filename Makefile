@@ -6,6 +6,8 @@ GO ?= go
 GOBIN := $(shell $(GO) env GOPATH 2>/dev/null)/bin
 GOTESTSUM := $(GOBIN)/gotestsum
 ARCHES ?= x86_64,aarch64
+# Stand-in flavours to build and test: the FIPS one is built for the host's architecture only.
+FLAVOURS ?= standard,fips
 ARTIFACTS ?= $(CURDIR)/_artifacts
 SUITES_TIMEOUT ?= 60m
 SELFTEST_TIMEOUT ?= 40m
@@ -20,9 +22,10 @@ test: setup vet unit image vmtests
 setup:
 	scripts/host-setup.sh
 
-# Builds (or finds in the cache) the stand-in image of every architecture in ARCHES.
+# Builds (or finds in the cache) the stand-in image of every architecture in ARCHES, in every
+# flavour in FLAVOURS.
 image: setup
-	$(GO) run ./cmd/vmtest-image build -arch $(ARCHES)
+	$(GO) run ./cmd/vmtest-image build -arch $(ARCHES) -flavour $(FLAVOURS)
 
 vet:
 	$(GO) vet ./...
@@ -38,12 +41,12 @@ selftest: image
 
 # Every suite on every architecture in ARCHES (VMTEST_IMAGE overrides the stand-in).
 suites: image
-	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/vmtests.sh suites
+	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) FLAVOURS=$(FLAVOURS) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/vmtests.sh suites
 
 # make test's VM tests: self-tests and every suite on every architecture, all at once (the
 # harness bounds the VMs on the host), with the count of VMs booted and restored at the end.
 vmtests: image
-	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/vmtests.sh selftest suites
+	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) FLAVOURS=$(FLAVOURS) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/vmtests.sh selftest suites
 
 # One table (and _artifacts/bench.json) per architecture: boot stages, readiness gap, SSH costs,
 # save and restore times, and the last make test's wall time and VM counts.

@@ -14,8 +14,12 @@ export VMTEST_ARTIFACTS=$arts
 timeout=${SUITES_TIMEOUT:-60m}
 gotestsum=${GOTESTSUM:-$(go env GOPATH)/bin/gotestsum}
 IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
+# The FIPS stand-in (built for the host's architecture only) gets the FIPS suite, which checks
+# the opposite on the standard stand-in.
+fips=
+[[ ,${FLAVOURS:-standard,fips}, == *,fips,* ]] && fips=1
 # A user's own image has one architecture.
-[[ -n ${VMTEST_IMAGE:-} ]] && arches=("${VMTEST_ARCH:-$(uname -m)}")
+[[ -n ${VMTEST_IMAGE:-} ]] && arches=("${VMTEST_ARCH:-$(uname -m)}") fips=
 what=("$@")
 ((${#what[@]})) || what=(selftest suites)
 for w in "${what[@]}"; do
@@ -27,24 +31,30 @@ mkdir -p "$arts"
 rm -f "$arts"/junit-*.xml "$arts"/test2json-*.json "$arts/vm-starts.tsv" "$arts/summary.md"
 start=$(date +%s)
 names=() pids=()
-run() { # name arch package...
-  local name=$1 arch=$2
-  shift 2
+run() { # name arch flavour package...
+  local name=$1 arch=$2 standin=$3
+  shift 3
   (
-    VMTEST_ARCH=$arch "$gotestsum" --junitfile "$arts/junit-$name.xml" --jsonfile "$arts/test2json-$name.json" --format testname -- \
+    VMTEST_ARCH=$arch VMTEST_STANDIN=$standin "$gotestsum" --junitfile "$arts/junit-$name.xml" --jsonfile "$arts/test2json-$name.json" --format testname -- \
       -count=1 -timeout "$timeout" "$@" 2>&1 | sed -u "s/^/[$name] /"
     rc=${PIPESTATUS[0]}
-    # Test names say the architecture: "x86_64/github.com/.../suites/boot".
-    [[ -f $arts/junit-$name.xml ]] && sed -i -e "s|classname=\"|classname=\"$arch/|g" \
-      -e "s|<testsuite \([^>]*\)name=\"|<testsuite \1name=\"$arch/|g" "$arts/junit-$name.xml"
+    # Test names say the architecture (and a flavour other than the standard stand-in):
+    # "x86_64/github.com/.../suites/boot", "x86_64-fips/.../suites/fips".
+    label=$arch
+    [[ $standin != standard ]] && label=$arch-$standin
+    [[ -f $arts/junit-$name.xml ]] && sed -i -e "s|classname=\"|classname=\"$label/|g" \
+      -e "s|<testsuite \([^>]*\)name=\"|<testsuite \1name=\"$label/|g" "$arts/junit-$name.xml"
     exit "$rc"
   ) &
   names+=("$name") pids+=($!)
 }
 for w in "${what[@]}"; do
   case $w in
-  selftest) run "selftest-$host" "$host" ./harness/selftest/ ;;
-  suites) for a in "${arches[@]}"; do run "suites-$a" "$a" ./suites/...; done ;;
+  selftest) run "selftest-$host" "$host" standard ./harness/selftest/ ;;
+  suites)
+    for a in "${arches[@]}"; do run "suites-$a" "$a" standard ./suites/...; done
+    [[ -n $fips ]] && run "suites-fips-$host" "$host" fips ./suites/fips/
+    ;;
   esac
 done
 # Ctrl-C or a CI timeout stops every run: the whole process group gets SIGINT, as from a

@@ -10,11 +10,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -73,11 +75,32 @@ func main() {
 			fmt.Println(standin.ImagePath(standin.CacheDir(), im.a, im.f))
 		}
 	case "build":
-		for _, im := range images {
-			start := time.Now()
-			p, err := standin.Build(ctx, standin.Options{Arch: im.a, Flavour: im.f, Force: *force})
-			die(err)
-			fmt.Fprintf(os.Stderr, "standin: %s %s ready in %.1fs\n", im.f, im.a.Name, time.Since(start).Seconds())
+		// One goroutine per architecture, its flavours one after the other (they share the
+		// architecture's package cache): a cross-architecture build (minutes under qemu-user)
+		// then costs little more wall time than the host's own.
+		paths := make([]string, len(images))
+		errs := make([]error, len(images))
+		var wg sync.WaitGroup
+		for _, a := range list {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i, im := range images {
+					if im.a.Name != a.Name {
+						continue
+					}
+					start := time.Now()
+					paths[i], errs[i] = standin.Build(ctx, standin.Options{Arch: im.a, Flavour: im.f, Force: *force})
+					if errs[i] != nil {
+						return
+					}
+					fmt.Fprintf(os.Stderr, "standin: %s %s ready in %.1fs\n", im.f, im.a.Name, time.Since(start).Seconds())
+				}
+			}()
+		}
+		wg.Wait()
+		die(errors.Join(errs...))
+		for _, p := range paths {
 			fmt.Println(p)
 		}
 	default:

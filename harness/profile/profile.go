@@ -142,6 +142,33 @@ type Hardening struct {
 	ABILibraries []string `yaml:"abi_libraries"`
 }
 
+// FIPS is what the FIPS suite checks. A profile that does not promise FIPS mode says so with
+// enabled: false and the opposite answers (no fips=1, MD5 works, the default provider), so the
+// suite fails on a FIPS image where a non-FIPS one was expected, and the other way round.
+type FIPS struct {
+	// Enabled: the kernel is in FIPS mode (/proc/sys/crypto/fips_enabled = 1, fips=1 on the
+	// command line), or not at all.
+	Enabled *bool `yaml:"enabled"`
+	// CmdlineRequired: kernel parameters a FIPS boot needs (fips=1; boot=... where /boot is a
+	// separate partition), as in boot.cmdline_required.
+	CmdlineRequired []string `yaml:"cmdline_required"`
+	// KernelSelftests: every algorithm in /proc/crypto passed its self-test.
+	KernelSelftests *bool `yaml:"kernel_selftests"`
+	// OpenSSLProviders: the names of the active providers in `openssl list -providers`,
+	// exactly (FIPS: the FIPS provider and base; otherwise default).
+	OpenSSLProviders []string `yaml:"openssl_providers"`
+	// RefusesNonApproved: openssl refuses a non-approved digest (MD5) and cipher (ChaCha20)
+	// while approved ones (SHA-256, AES) work; false: all four work.
+	RefusesNonApproved *bool `yaml:"refuses_non_approved"`
+	// SSHApproved: `sshd -T` setting (ciphers, macs, kexalgorithms, hostkeyalgorithms,
+	// pubkeyacceptedalgorithms) -> the approved algorithms; sshd may offer only these.
+	SSHApproved map[string][]string `yaml:"ssh_approved"`
+	// CryptoPolicy: `update-crypto-policies --show`.
+	CryptoPolicy string `yaml:"crypto_policy"`
+	// PQKex: a post-quantum key exchange `ssh -Q kex` must list (ML-KEM).
+	PQKex string `yaml:"pq_kex"`
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
 	Name        string    `yaml:"name"`
@@ -155,6 +182,7 @@ type Profile struct {
 	Agents      Agents    `yaml:"agents"`
 	Hardening   Hardening `yaml:"hardening"`
 	SELinux     SELinux   `yaml:"selinux"`
+	FIPS        FIPS      `yaml:"fips"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`
@@ -196,8 +224,13 @@ func Load(name string) (*Profile, error) {
 }
 
 // Parse decodes a profile strictly: an unknown key is an error (a typo must not turn a check
-// into a silent skip).
+// into a silent skip). A profile with `extends: <built-in profile>` is that profile with its
+// own name, match and keys on top (see extend).
 func Parse(data []byte, src string) (*Profile, error) {
+	data, err := extend(data, src, 0)
+	if err != nil {
+		return nil, err
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var p Profile
@@ -246,6 +279,76 @@ func Parse(data []byte, src string) (*Profile, error) {
 		}
 	}
 	return &p, nil
+}
+
+// extend resolves `extends: <built-in profile>`: the result is the base profile with the
+// derived one's name, description and match, and each of its keys set over the base's (a
+// map-valued key is replaced whole, not merged). A key the derived profile promises leaves the
+// base's not_promised, and one it lists under not_promised leaves the base's promises; the
+// rest of not_promised is the union. A profile without extends is returned as it is.
+func extend(data []byte, src string, depth int) ([]byte, error) {
+	var doc map[string]any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("invalid profile %s: %w", src, err)
+	}
+	baseName, ok := doc["extends"]
+	if !ok {
+		return data, nil
+	}
+	name, ok := baseName.(string)
+	if !ok || name == "" || strings.ContainsAny(name, "/.") {
+		return nil, fmt.Errorf("invalid profile %s: extends must name a built-in profile (%s)", src, strings.Join(Names(), ", "))
+	}
+	if depth > 4 {
+		return nil, fmt.Errorf("invalid profile %s: extends goes more than 4 profiles deep (a cycle?)", src)
+	}
+	baseData, err := builtin.ReadFile(path.Join("profiles", name+".yaml"))
+	if err != nil {
+		return nil, fmt.Errorf("invalid profile %s: extends %q, which is no built-in profile (%s)", src, name, strings.Join(Names(), ", "))
+	}
+	if baseData, err = extend(baseData, "builtin:"+name, depth+1); err != nil {
+		return nil, err
+	}
+	var base map[string]any
+	if err := yaml.Unmarshal(baseData, &base); err != nil {
+		return nil, fmt.Errorf("invalid profile builtin:%s: %w", name, err)
+	}
+	baseNP, _ := base["not_promised"].(map[string]any)
+	if baseNP == nil {
+		baseNP = map[string]any{}
+	}
+	derivedNP, _ := doc["not_promised"].(map[string]any)
+	for sec, v := range doc {
+		switch sec {
+		case "extends", "not_promised":
+			continue
+		case "name", "description", "match":
+			base[sec] = v
+			continue
+		}
+		dm, ok := v.(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("invalid profile %s: %s must be a mapping of keys", src, sec)
+		}
+		bm, _ := base[sec].(map[string]any)
+		if bm == nil {
+			bm = map[string]any{}
+			base[sec] = bm
+		}
+		for k, x := range dm {
+			bm[k] = x
+			delete(baseNP, sec+"."+k)
+		}
+	}
+	for k, why := range derivedNP {
+		sec, field, _ := strings.Cut(k, ".")
+		if bm, ok := base[sec].(map[string]any); ok {
+			delete(bm, field)
+		}
+		baseNP[k] = why
+	}
+	base["not_promised"] = baseNP
+	return yaml.Marshal(base)
 }
 
 // presentKeys lists the "section.field" keys the YAML document sets (whatever the value).

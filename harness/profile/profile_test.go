@@ -12,7 +12,7 @@ import (
 )
 
 func TestBuiltinProfilesLoad(t *testing.T) {
-	require.ElementsMatch(t, []string{"standin", "azurelinux-3.0", "azurelinux-4.0"}, Names())
+	require.ElementsMatch(t, []string{"standin", "standin-fips", "azurelinux-3.0", "azurelinux-4.0"}, Names())
 	for _, n := range Names() {
 		p, err := Load(n)
 		require.NoError(t, err, n)
@@ -48,9 +48,52 @@ func TestDetect(t *testing.T) {
 	p, err = Detect("ID=debian\nVERSION_ID=\"12\"\nVARIANT_ID=azl-vmtest-standin\n")
 	require.NoError(t, err)
 	assert.Equal(t, "standin", p.Name)
+	p, err = Detect("ID=debian\nVERSION_ID=\"12\"\nVARIANT_ID=azl-vmtest-standin-fips\n")
+	require.NoError(t, err)
+	assert.Equal(t, "standin-fips", p.Name)
 	_, err = Detect("ID=debian\nVERSION_ID=\"12\"\n")
 	require.Error(t, err, "a plain Debian 12 is not the stand-in")
 	assert.Contains(t, err.Error(), "VMTEST_PROFILE")
+}
+
+// A profile that extends another is the base with its own keys on top; not_promised follows
+// what the derived profile says.
+func TestExtends(t *testing.T) {
+	base, err := Load("standin")
+	require.NoError(t, err)
+	p, err := Load("standin-fips")
+	require.NoError(t, err)
+	assert.Equal(t, "standin-fips", p.Name)
+	assert.Equal(t, "azl-vmtest-standin-fips", p.Match.VariantID)
+	assert.Equal(t, base.Network, p.Network, "sections it does not name are the base's")
+	assert.Equal(t, base.Boot.KernelRelease, p.Boot.KernelRelease, "keys it does not name are the base's")
+	assert.Equal(t, []string{"rd.shell=0", "fips=1"}, p.Boot.CmdlineRequired, "keys it names are its own")
+	assert.True(t, *p.FIPS.Enabled)
+	assert.False(t, *base.FIPS.Enabled)
+	_, unpromised := p.Unpromised("fips.ssh_approved")
+	assert.False(t, unpromised, "a key the base does not promise and the derived one does is promised")
+	assert.NotEmpty(t, p.FIPS.SSHApproved["ciphers"])
+	why, _ := p.Unpromised("fips.crypto_policy")
+	assert.Contains(t, why, "writes the FIPS policy's OpenSSH lists itself", "its own reason replaces the base's")
+
+	dir := t.TempDir()
+	file := filepath.Join(dir, "x.yaml")
+	// The other way round: a promised key of the base listed as not promised.
+	require.NoError(t, os.WriteFile(file, []byte("name: x\nextends: standin\nmatch: {id: x}\nnot_promised:\n  hardening.aslr: \"not on this one\"\n"), 0o644))
+	p, err = Load(file)
+	require.NoError(t, err)
+	assert.False(t, p.Declares("hardening.aslr"))
+	why, _ = p.Unpromised("hardening.aslr")
+	assert.Equal(t, "not on this one", why)
+	for body, want := range map[string]string{
+		"name: x\nextends: nosuch\nmatch: {id: x}\n":             `extends "nosuch", which is no built-in profile`,
+		"name: x\nextends: ../standin\nmatch: {id: x}\n":         "extends must name a built-in profile",
+		"name: x\nextends: standin\nmatch: {id: x}\nboot: [1]\n": "boot must be a mapping of keys",
+	} {
+		require.NoError(t, os.WriteFile(file, []byte(body), 0o644))
+		_, err := Load(file)
+		assert.ErrorContains(t, err, want, body)
+	}
 }
 
 func TestInvalidProfilesRefused(t *testing.T) {

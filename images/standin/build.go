@@ -76,7 +76,11 @@ func (f Flavour) String() string {
 // Supports says why the flavour cannot be built for a on this host, or "" when it can.
 func (f Flavour) Supports(a arch.Arch) string {
 	if f == FIPS && !a.Native() {
-		return "the FIPS stand-in's OpenSSL provider is compiled on the host, so it is built for the host's architecture (" + runtime.GOARCH + ") only, not " + a.Name
+		host := runtime.GOARCH
+		if h, err := arch.Host(); err == nil {
+			host = h.Name
+		}
+		return "the FIPS stand-in's OpenSSL provider is compiled on the host, so it is built for the host's architecture (" + host + ") only, not " + a.Name
 	}
 	return ""
 }

@@ -51,6 +51,25 @@ func writeFS(fsys fs.FS, root, dst string) error {
 	})
 }
 
+// aptFailures is what apt-get said it failed to fetch ("E: Failed to fetch URL  404  Not
+// Found ..."), one clause each, or the error's first line.
+func aptFailures(err error) string {
+	if err == nil {
+		return "no .dsc"
+	}
+	var out []string
+	for _, l := range strings.Split(err.Error(), "\n") {
+		if rest, ok := strings.CutPrefix(l, "E: Failed to fetch "); ok && strings.Contains(rest, "://") {
+			out = append(out, rest)
+		}
+	}
+	if len(out) == 0 {
+		first, _, _ := strings.Cut(err.Error(), "\n")
+		return first
+	}
+	return strings.Join(out, "; ")
+}
+
 var origTarball = regexp.MustCompile(`^openssl_([0-9][0-9a-z.]*)\.orig\.tar\.gz$`)
 
 // fipsProvider returns OpenSSL's FIPS provider (fips.so) for the guest, built on the host from
@@ -135,7 +154,7 @@ func (b *builder) fipsProvider(ctx context.Context) (string, error) {
 			return "", err
 		}
 	} else {
-		b.stage("FIPS provider: Debian's packaging of openssl %s did not download (%v); building its upstream tarball", version, srcErr)
+		b.stage("FIPS provider: Debian's packaging of openssl %s did not download (%s); building the upstream tarball it ships, without Debian's patches", version, aptFailures(srcErr))
 		if err := os.MkdirAll(tree, 0o755); err != nil {
 			return "", err
 		}

@@ -2,6 +2,7 @@ package standin
 
 import (
 	"context"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -112,4 +113,12 @@ func TestBuilderDrainsLongLines(t *testing.T) {
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "exit status 3", "the tool ran to its end")
 	assert.NoError(t, ctx.Err())
+}
+
+func TestAptFailuresNamesWhatFailed(t *testing.T) {
+	err := errors.New("apt-get source --download-only openssl: exit status 100\nReading package lists...\n" +
+		"E: Failed to fetch http://deb.debian.org/debian-security/pool/updates/main/o/openssl/openssl_3.0.22-1%7edeb12u2.dsc  404  Not Found [IP: 203.0.113.80 80]\n" +
+		"E: Failed to fetch http://x/openssl_3.0.22-1%7edeb12u2.debian.tar.xz  404  Not Found\nE: Failed to fetch some archives.")
+	assert.Equal(t, "http://deb.debian.org/debian-security/pool/updates/main/o/openssl/openssl_3.0.22-1%7edeb12u2.dsc  404  Not Found [IP: 203.0.113.80 80]; http://x/openssl_3.0.22-1%7edeb12u2.debian.tar.xz  404  Not Found", aptFailures(err))
+	assert.Equal(t, "apt-get: exit status 1", aptFailures(errors.New("apt-get: exit status 1\nmore")))
 }
