@@ -298,7 +298,9 @@ func (s *Staging) Commit(meta Meta) (*State, error) {
 func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 
 // pruneStale removes committed states made from an older version of image (same path, other
-// size or mtime) and unfinished builds whose builder died (no lock held on their key).
+// size or mtime) or from an image that no longer exists (the stand-in of an older recipe, whose
+// path carries the recipe's key), and unfinished builds whose builder died (no lock held on
+// their key).
 func pruneStale(root string, image FileID) {
 	ents, _ := os.ReadDir(root)
 	for _, e := range ents {
@@ -318,7 +320,12 @@ func pruneStale(root string, image FileID) {
 			continue
 		}
 		var m manifest
-		if json.Unmarshal(b, &m) == nil && m.Inputs.Image.Path == image.Path && m.Inputs.Image != image {
+		if json.Unmarshal(b, &m) != nil {
+			continue
+		}
+		if m.Inputs.Image.Path == image.Path && m.Inputs.Image != image {
+			_ = Remove(root, e.Name())
+		} else if _, err := os.Stat(m.Inputs.Image.Path); m.Inputs.Image.Path != image.Path && errors.Is(err, os.ErrNotExist) {
 			_ = Remove(root, e.Name())
 		}
 	}

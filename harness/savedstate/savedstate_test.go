@@ -116,6 +116,37 @@ func TestCommitPrunesStatesOfAnOlderImage(t *testing.T) {
 	assert.ErrorIs(t, err, ErrMissing, "the state of the older image is removed")
 }
 
+// A state whose image is gone (the stand-in of an older recipe lives at another path) is
+// removed at the next commit; one whose image still exists stays.
+func TestCommitPrunesStatesOfAVanishedImage(t *testing.T) {
+	root := t.TempDir()
+	img := filepath.Join(t.TempDir(), "old.qcow2")
+	require.NoError(t, os.WriteFile(img, []byte("x"), 0o644))
+	kept := filepath.Join(t.TempDir(), "other.qcow2")
+	require.NoError(t, os.WriteFile(kept, []byte("x"), 0o644))
+	commitFor := func(path string) string {
+		in := inputs()
+		in.Image.Path = path
+		s, err := NewStaging(root, in.Key(), in)
+		require.NoError(t, err)
+		for _, n := range []string{MemoryFile, DiskFile, VarsFile, SeedFile} {
+			require.NoError(t, os.WriteFile(s.Path(n), []byte(n), 0o600))
+		}
+		_, err = s.Commit(Meta{})
+		require.NoError(t, err)
+		return in.Key()
+	}
+	oldKey, keptKey := commitFor(img), commitFor(kept)
+	require.NoError(t, os.Remove(img))
+	newKey := commitFor(filepath.Join(t.TempDir(), "new.qcow2"))
+	_, err := Open(root, oldKey)
+	assert.ErrorIs(t, err, ErrMissing, "the state of a vanished image is removed")
+	_, err = Open(root, keptKey)
+	assert.NoError(t, err, "the state of an image that exists stays")
+	_, err = Open(root, newKey)
+	assert.NoError(t, err, "the state just committed stays, though its (test) image does not exist")
+}
+
 func TestUnfinishedBuildIsMissingAndReplaced(t *testing.T) {
 	root := t.TempDir()
 	in := inputs()
