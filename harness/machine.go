@@ -36,6 +36,7 @@ type Machine struct {
 	faultReported bool
 	closing       sync.WaitGroup // held while Close runs
 	inst          *qemu.Instance
+	accel         string // the accelerator QEMU runs it with: kvm or tcg
 	console       *console.Recorder
 	profile       *profile.Profile
 	sshCfg        ssh.Config
@@ -239,6 +240,7 @@ func (l launch) qemuConfig(ctx context.Context, m *Machine, seedPath string) (qe
 func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 	var err error
 	logf := func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) }
+	m.accel = qc.Accel
 	if m.slot, err = slots.Acquire(ctx, qc.MemoryMB, logf); err != nil {
 		m.console.Close()
 		return err
@@ -333,6 +335,9 @@ func (m *Machine) InstanceID() string { return m.instanceID }
 
 // Profile is what this guest's OS release promises.
 func (m *Machine) Profile() *profile.Profile { return m.profile }
+
+// Accelerator is how QEMU runs the guest: "kvm" or "tcg".
+func (m *Machine) Accelerator() string { return m.accel }
 
 // Arch is the guest's architecture.
 func (m *Machine) Arch() arch.Arch { return m.cfg.Arch }

@@ -169,6 +169,21 @@ type FIPS struct {
 	PQKex string `yaml:"pq_kex"`
 }
 
+// HyperV is what the hyperv suite checks. The static keys hold on any hypervisor; the
+// runtime ones need Hyper-V (Azure) and skip elsewhere, saying so.
+type HyperV struct {
+	// Drivers: Hyper-V driver -> how the kernel has it: "builtin", "module" (a loadable module
+	// modinfo finds) or "present" (either: branches move drivers between the two).
+	Drivers map[string]string `yaml:"drivers"`
+	// InitramfsDrivers: drivers a boot on Azure needs before the root filesystem: each is
+	// built in or in the initramfs.
+	InitramfsDrivers []string `yaml:"initramfs_drivers"`
+	// KernelConfig: kernel config option -> "y", "m" or "y|m" (the kernel's config file).
+	KernelConfig map[string]string `yaml:"kernel_config"`
+	// KVPDaemon: the unit of the Hyper-V key-value-pair daemon, active on Hyper-V.
+	KVPDaemon string `yaml:"kvp_daemon"`
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
 	Name        string    `yaml:"name"`
@@ -183,6 +198,7 @@ type Profile struct {
 	Hardening   Hardening `yaml:"hardening"`
 	SELinux     SELinux   `yaml:"selinux"`
 	FIPS        FIPS      `yaml:"fips"`
+	HyperV      HyperV    `yaml:"hyperv"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`
