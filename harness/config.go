@@ -60,15 +60,17 @@ type Config struct {
 	Restore bool
 	// FreshBoot makes this machine boot from its firmware (WithFreshBoot).
 	FreshBoot bool
+	// TPM gives the guest a TPM 2.0 (swtpm; WithTPM).
+	TPM bool
 }
 
 // restorable says whether a machine may be restored from a saved state instead of booted: a
 // guest saved at "ready" cannot stand in for one the test wants to see boot.
-func (c Config) restorable() bool { return c.Restore && !c.FreshBoot && !c.SkipReady }
+func (c Config) restorable() bool { return c.Restore && !c.FreshBoot && !c.SkipReady && !c.TPM }
 
 // donatable says whether a machine that boots for real may save its state on the way, for the
 // machines of the same configuration that are restored.
-func (c Config) donatable() bool { return c.Restore && c.FreshBoot && !c.SkipReady }
+func (c Config) donatable() bool { return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM }
 
 // Option adjusts a Config.
 type Option func(*Config)
@@ -163,6 +165,12 @@ func WithNetOpen() Option { return func(c *Config) { c.NetOpen = true } }
 // If no state is saved for its configuration yet, the booted machine saves one on the way
 // (seconds), so that it is the only boot of that configuration in the run.
 func WithFreshBoot() Option { return func(c *Config) { c.FreshBoot = true } }
+
+// WithTPM gives the guest a TPM 2.0: a software TPM (swtpm) whose state lives and dies with
+// the VM, on the architecture's TPM device (tpm-crb on x86-64, tpm-tis-device on aarch64). A
+// machine with a TPM always boots for real: a saved state would have to carry the TPM's state
+// (its PCRs, its keys) with it, which swtpm 0.7 and QEMU's emulator backend do not restore.
+func WithTPM() Option { return func(c *Config) { c.TPM = true } }
 
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {

@@ -24,6 +24,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+	"github.com/azl-vmtest/azl-vmtest/harness/tpm"
 )
 
 // Machine is a booted guest reachable over SSH.
@@ -37,6 +38,7 @@ type Machine struct {
 	closing       sync.WaitGroup // held while Close runs
 	inst          *qemu.Instance
 	accel         string // the accelerator QEMU runs it with: kvm or tcg
+	tpm           *tpm.Emulator
 	console       *console.Recorder
 	profile       *profile.Profile
 	sshCfg        ssh.Config
@@ -252,9 +254,24 @@ func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 			return err
 		}
 	}
+	if m.cfg.TPM {
+		if m.tpm, err = tpm.Start(m.dir); err != nil {
+			m.console.Close()
+			m.bootSlot.Release()
+			m.slot.Release()
+			return err
+		}
+		qc.TPMSocket = m.tpm.Socket
+	}
 	m.started = time.Now()
 	m.inst, err = qemu.Start(ctx, qc)
 	if err != nil {
+		if m.tpm != nil {
+			if why := m.tpm.Exited(); why != nil {
+				err = fmt.Errorf("%w (the VM's TPM: %v)", err, why)
+			}
+			m.tpm.Close()
+		}
 		m.console.Close()
 		m.bootSlot.Release()
 		m.slot.Release()
@@ -316,6 +333,7 @@ func (m *Machine) Close() {
 	if m.inst != nil {
 		m.inst.Stop(5 * time.Second)
 	}
+	m.tpm.Close() // after QEMU, which it serves
 	m.bootSlot.Release()
 	m.slot.Release()
 	if m.console != nil {

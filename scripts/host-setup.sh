@@ -24,6 +24,7 @@ declare -A NEED=(
   [eatmydata]=eatmydata
   [flock]=util-linux
   [isoinfo]=genisoimage
+  [swtpm]=swtpm
   # The FIPS stand-in builds OpenSSL's FIPS provider from Debian's openssl source.
   [dpkg-source]=dpkg-dev
   [gcc]=gcc

@@ -8,6 +8,7 @@
 //	vmtest-probe bridge HOST:PORT             copy stdin/stdout to a TCP connection
 //	vmtest-probe elf-hardening DIR...         JSON: each ELF hardening property's share under DIRs
 //	vmtest-probe abi SONAME...                "[soname]", then "symbol@VERSION" for each export
+//	vmtest-probe tpm-random N                 N random bytes from the TPM (TPM2_GetRandom), in hex
 package main
 
 import (
@@ -44,6 +45,12 @@ func main() {
 		_ = enc.Encode(elfscan.Scan(os.Args[2:]...))
 	case "abi":
 		os.Exit(abi(os.Args[2:]))
+	case "tpm-random":
+		n, err := strconv.Atoi(os.Args[2])
+		if err != nil || n < 1 || n > 64 {
+			usage()
+		}
+		os.Exit(tpmRandom(n))
 	default:
 		usage()
 	}
@@ -142,6 +149,6 @@ func abi(sonames []string) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT | elf-hardening DIR... | abi SONAME...")
+	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT | elf-hardening DIR... | abi SONAME... | tpm-random N")
 	os.Exit(2)
 }

@@ -41,6 +41,9 @@ type Arch struct {
 	RootPartType string
 	// DiskDevice is the virtio disk device model.
 	DiskDevice string
+	// TPMDevice is QEMU's TPM front end for a software TPM: tpm-crb on q35, tpm-tis-device on
+	// the virt machine.
+	TPMDevice string
 }
 
 var table = []Arch{
@@ -66,6 +69,7 @@ var table = []Arch{
 		KernelPackage: "linux-image-cloud-amd64",
 		RootPartType:  "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
 		DiskDevice:    "virtio-blk-pci",
+		TPMDevice:     "tpm-crb",
 	},
 	{
 		Name:       "aarch64",
@@ -90,6 +94,7 @@ var table = []Arch{
 		KernelPackage: "linux-image-cloud-arm64",
 		RootPartType:  "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
 		DiskDevice:    "virtio-blk-pci",
+		TPMDevice:     "tpm-tis-device",
 	},
 }
 

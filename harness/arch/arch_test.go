@@ -29,7 +29,7 @@ func TestEveryArchComplete(t *testing.T) {
 		for field, v := range map[string]string{"GOARCH": a.GOARCH, "Debian": a.Debian, "QEMUBinary": a.QEMUBinary,
 			"Machine": a.Machine, "TCGCPU": a.TCGCPU, "Console": a.Console, "GrubTarget": a.GrubTarget,
 			"EFIBootFile": a.EFIBootFile, "GrubPackage": a.GrubPackage, "KernelPackage": a.KernelPackage,
-			"RootPartType": a.RootPartType, "DiskDevice": a.DiskDevice} {
+			"RootPartType": a.RootPartType, "DiskDevice": a.DiskDevice, "TPMDevice": a.TPMDevice} {
 			assert.NotEmpty(t, v, "%s: %s", a.Name, field)
 		}
 		assert.NotEmpty(t, a.FirmwareCode, a.Name)

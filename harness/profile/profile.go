@@ -184,6 +184,18 @@ type HyperV struct {
 	KVPDaemon string `yaml:"kvp_daemon"`
 }
 
+// TPM is what the tpm suite checks on a VM given a TPM 2.0 (WithTPM).
+type TPM struct {
+	// VersionMajor: /sys/class/tpm/tpm0/tpm_version_major (2: TPM 2.0; 1.2 is not supported).
+	VersionMajor int `yaml:"version_major"`
+	// EventLog: the firmware's measured-boot event log reaches the OS
+	// (/sys/kernel/security/tpm0/binary_bios_measurements, not empty).
+	EventLog *bool `yaml:"event_log"`
+	// PCR7Measured: PCR 7 (Secure Boot policy) holds a measurement, not all zeros, as UEFI
+	// firmware extends it at every boot.
+	PCR7Measured *bool `yaml:"pcr7_measured"`
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
 	Name        string    `yaml:"name"`
@@ -199,6 +211,7 @@ type Profile struct {
 	SELinux     SELinux   `yaml:"selinux"`
 	FIPS        FIPS      `yaml:"fips"`
 	HyperV      HyperV    `yaml:"hyperv"`
+	TPM         TPM       `yaml:"tpm"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`

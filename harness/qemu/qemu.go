@@ -58,6 +58,9 @@ type Config struct {
 	GuestForwards []string
 	// HotplugSlots is the number of empty PCIe root ports for hot-plugged devices.
 	HotplugSlots int
+	// TPMSocket is a software TPM's control socket (swtpm, see harness/tpm): the guest gets a
+	// TPM 2.0 through the architecture's TPM device. "" = no TPM.
+	TPMSocket string
 	// Console receives the guest's serial console.
 	Console   io.Writer
 	ExtraArgs []string
@@ -137,6 +140,10 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 	}
 	for i := 0; i < c.HotplugSlots; i++ {
 		a = append(a, "-device", fmt.Sprintf("pcie-root-port,id=%s%d,chassis=%d", HotplugPortPrefix, i, 10+i))
+	}
+	if c.TPMSocket != "" {
+		a = append(a, "-chardev", "socket,id=chrtpm,path="+OptValue(c.TPMSocket),
+			"-tpmdev", "emulator,id=tpm0,chardev=chrtpm", "-device", c.Arch.TPMDevice+",tpmdev=tpm0")
 	}
 	a = append(a,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=net0",

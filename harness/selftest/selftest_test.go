@@ -215,8 +215,8 @@ func TestInvalidUserDataFailsFast(t *testing.T) {
 	assert.Contains(t, err.Error(), `"users"`)
 }
 
-// TestNoQEMUAfterSignals runs a child test process that starts a VM, signals the child, and
-// requires its QEMU to be gone: SIGINT and SIGTERM stop every VM, remove its private folder and
+// TestNoQEMUAfterSignals runs a child test process that starts a VM with a TPM, signals the
+// child, and requires its QEMU and its swtpm to be gone: SIGINT and SIGTERM stop every VM, remove its private folder and
 // exit 130 / 143; after SIGKILL (QEMU dies through Pdeathsig) the folder is left, and the next
 // harness process removes it (its flock died with its owner).
 func TestNoQEMUAfterSignals(t *testing.T) {
@@ -235,19 +235,25 @@ func TestNoQEMUAfterSignals(t *testing.T) {
 			cmd.Stderr = cmd.Stdout
 			require.NoError(t, cmd.Start())
 			t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-			pid := 0
+			pid, tpmPid := 0, 0
 			sc := bufio.NewScanner(stdout)
 			deadline := time.AfterFunc(15*time.Minute, func() { _ = cmd.Process.Kill() }) // it may wait for a boot slot
 			defer deadline.Stop()
 			for sc.Scan() {
-				if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "QEMU_PID="); ok {
+				line := strings.TrimSpace(sc.Text())
+				if v, ok := strings.CutPrefix(line, "SWTPM_PID="); ok {
+					tpmPid, _ = strconv.Atoi(v)
+				}
+				if v, ok := strings.CutPrefix(line, "QEMU_PID="); ok {
 					pid, _ = strconv.Atoi(v)
 					break
 				}
 			}
 			require.NotZero(t, pid, "the helper never reported its QEMU")
+			require.NotZero(t, tpmPid, "the helper never reported its VM's swtpm")
 			go func() { _, _ = io.Copy(io.Discard, stdout) }()
 			require.True(t, alive(pid), "QEMU %d should run while the helper lives", pid)
+			require.True(t, alive(tpmPid), "swtpm %d should run while the helper lives", tpmPid)
 			dirs, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
 			require.Len(t, dirs, 1, "the helper's private folder")
 
@@ -264,6 +270,10 @@ func TestNoQEMUAfterSignals(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			assert.True(t, gone, "QEMU %d outlived its test process (%s)", pid, c.sig)
+			for i := 0; i < 50 && alive(tpmPid); i++ {
+				time.Sleep(100 * time.Millisecond)
+			}
+			assert.False(t, alive(tpmPid), "swtpm %d outlived its test process (%s)", tpmPid, c.sig)
 			left, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
 			if c.sig != syscall.SIGKILL {
 				assert.Empty(t, left, "the private folder must be removed on %s", c.sig)
@@ -364,17 +374,22 @@ func TestHelperHoldVM(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	go func() {
-		// Report the PID as soon as QEMU runs; the boot need not finish.
+		// Report the PIDs as soon as QEMU runs (its swtpm started first); the boot need not
+		// finish.
 		for {
 			// The VM's QEMU (its overlay is in the "helper" private folder), not the KVM probe's.
 			if out, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "azl-vmtest-helper").Output(); err == nil {
+				if tpm, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-x", "swtpm").Output(); err == nil {
+					fmt.Printf("SWTPM_PID=%s\n", strings.Fields(string(tpm))[0])
+				}
 				fmt.Printf("QEMU_PID=%s\n", strings.Fields(string(out))[0])
 				return
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}()
-	_, _ = harness.Start(ctx, "helper", t.Logf, harness.WithSSHOnly(), harness.WithFreshBoot())
+	// With a TPM: its swtpm must not outlive the test process either.
+	_, _ = harness.Start(ctx, "helper", t.Logf, harness.WithSSHOnly(), harness.WithFreshBoot(), harness.WithTPM())
 	time.Sleep(10 * time.Minute)
 }
 
