@@ -40,7 +40,11 @@ func TestKeyChangesWithEveryInput(t *testing.T) {
 // commit makes a state with small files and returns its root and key.
 func commit(t *testing.T) (string, string) {
 	root := t.TempDir()
-	in := inputs()
+	return root, commitIn(t, root, inputs())
+}
+
+// commitIn saves a state of in under root, as a boot would, and returns its key.
+func commitIn(t *testing.T, root string, in Inputs) string {
 	key := in.Key()
 	s, err := NewStaging(root, key, in)
 	require.NoError(t, err)
@@ -50,7 +54,7 @@ func commit(t *testing.T) (string, string) {
 	st, err := s.Commit(Meta{User: "u"})
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(root, key), st.Dir)
-	return root, key
+	return key
 }
 
 func TestOpenMissing(t *testing.T) {
@@ -105,14 +109,8 @@ func TestCommitPrunesStatesOfAnOlderImage(t *testing.T) {
 	root, oldKey := commit(t)
 	in := inputs()
 	in.Image.MTime = 99 // the image was rebuilt
-	s, err := NewStaging(root, in.Key(), in)
-	require.NoError(t, err)
-	for _, n := range []string{MemoryFile, DiskFile, VarsFile, SeedFile} {
-		require.NoError(t, os.WriteFile(s.Path(n), []byte(n), 0o600))
-	}
-	_, err = s.Commit(Meta{})
-	require.NoError(t, err)
-	_, err = Open(root, oldKey)
+	commitIn(t, root, in)
+	_, err := Open(root, oldKey)
 	assert.ErrorIs(t, err, ErrMissing, "the state of the older image is removed")
 }
 
@@ -127,14 +125,7 @@ func TestCommitPrunesStatesOfAVanishedImage(t *testing.T) {
 	commitFor := func(path string) string {
 		in := inputs()
 		in.Image.Path = path
-		s, err := NewStaging(root, in.Key(), in)
-		require.NoError(t, err)
-		for _, n := range []string{MemoryFile, DiskFile, VarsFile, SeedFile} {
-			require.NoError(t, os.WriteFile(s.Path(n), []byte(n), 0o600))
-		}
-		_, err = s.Commit(Meta{})
-		require.NoError(t, err)
-		return in.Key()
+		return commitIn(t, root, in)
 	}
 	oldKey, keptKey := commitFor(img), commitFor(kept)
 	require.NoError(t, os.Remove(img))
