@@ -91,6 +91,10 @@ func TestBadInputFailsFastNamingTheCause(t *testing.T) {
 		{"TMPDIR too long for a socket", map[string]string{"TMPDIR": longDir(t), "VMTEST_IMAGE": raw, "VMTEST_ACCEL": "tcg"}, "is too long: the VM's QMP socket path would be"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			tmp, err := os.MkdirTemp("", "vt") // short: a private folder's socket path lives under it
+			require.NoError(t, err)
+			t.Cleanup(func() { os.RemoveAll(tmp) })
+			t.Setenv("TMPDIR", tmp)
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
@@ -104,6 +108,8 @@ func TestBadInputFailsFastNamingTheCause(t *testing.T) {
 			require.Error(t, err, "a VM started")
 			assert.Contains(t, err.Error(), c.want)
 			assert.Less(t, time.Since(start), 2*time.Second, "bad input must fail fast")
+			left, _ := filepath.Glob(filepath.Join(tmp, "*"))
+			assert.Empty(t, left, "the image checks' scratch files and folders are removed")
 		})
 	}
 }
@@ -182,24 +188,24 @@ func TestCheckArchReadsTheESP(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	for _, a := range []string{"x86_64", "aarch64"} {
-		info, err := qemu.Inspect(ctx, efiImage(t, dir, a))
+		info, err := qemu.Inspect(ctx, efiImage(t, dir, a), dir)
 		require.NoError(t, err)
-		archs, err := qemu.EFIArchitectures(ctx, info)
+		archs, err := qemu.EFIArchitectures(ctx, info, dir)
 		require.NoError(t, err)
 		assert.Equal(t, []string{a}, archs)
-		require.NoError(t, qemu.CheckArch(ctx, info, a))
+		require.NoError(t, qemu.CheckArch(ctx, info, a, dir))
 	}
-	info, err := qemu.Inspect(ctx, filepath.Join(dir, "efi-aarch64.raw"))
+	info, err := qemu.Inspect(ctx, filepath.Join(dir, "efi-aarch64.raw"), dir)
 	require.NoError(t, err)
-	assert.ErrorContains(t, qemu.CheckArch(ctx, info, "x86_64"), "is built for aarch64 (the UEFI boot loaders on its EFI System Partition), not x86_64: set VMTEST_ARCH=aarch64, or VMTEST_IMAGE to an x86_64 image")
+	assert.ErrorContains(t, qemu.CheckArch(ctx, info, "x86_64", dir), "is built for aarch64 (the UEFI boot loaders on its EFI System Partition), not x86_64: set VMTEST_ARCH=aarch64, or VMTEST_IMAGE to an x86_64 image")
 
 	bare := filepath.Join(dir, "bare.raw")
 	require.NoError(t, os.WriteFile(bare, make([]byte, 4<<20), 0o644))
 	require.NoError(t, exec.Command("sh", "-c", "echo 'label: gpt' | sfdisk -q "+bare).Run())
-	info, err = qemu.Inspect(ctx, bare)
+	info, err = qemu.Inspect(ctx, bare, dir)
 	require.NoError(t, err)
-	archs, err := qemu.EFIArchitectures(ctx, info)
+	archs, err := qemu.EFIArchitectures(ctx, info, dir)
 	require.NoError(t, err)
 	assert.Empty(t, archs, "no ESP: nothing to judge")
-	require.NoError(t, qemu.CheckArch(ctx, info, "x86_64"))
+	require.NoError(t, qemu.CheckArch(ctx, info, "x86_64", dir))
 }

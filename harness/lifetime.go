@@ -19,6 +19,7 @@ import (
 var (
 	liveMu   sync.Mutex
 	live     = map[*Machine]bool{}
+	scratch  = map[string]*cache.Lock{} // scratch folders in use (scratchDir)
 	sigOnce  sync.Once
 	ownerPID = strconv.Itoa(os.Getpid())
 )
@@ -60,7 +61,34 @@ func onSignal(ch chan os.Signal) {
 		go func() { defer wg.Done(); m.Close() }()
 	}
 	wg.Wait()
+	liveMu.Lock()
+	for d, l := range scratch {
+		os.RemoveAll(d)
+		l.Unlock()
+	}
+	liveMu.Unlock()
 	os.Exit(code)
+}
+
+// scratchDir makes a private folder for a harness step's temporary files (the image checks
+// copy sectors and the ESP out of the image). Like a VM's, it is flocked for its life, removed
+// on Ctrl-C and SIGTERM, and removed by the next run if its process was killed; done removes it.
+func scratchDir(name string) (dir string, done func(), err error) {
+	setup()
+	dir, lock, err := newPrivateDir(name)
+	if err != nil {
+		return "", nil, err
+	}
+	liveMu.Lock()
+	scratch[dir] = lock
+	liveMu.Unlock()
+	return dir, func() {
+		liveMu.Lock()
+		delete(scratch, dir)
+		liveMu.Unlock()
+		os.RemoveAll(dir)
+		lock.Unlock()
+	}, nil
 }
 
 func register(m *Machine) {

@@ -77,15 +77,27 @@ func sanitize(name string) string {
 	return s
 }
 
+// inspectImage checks the image (qemu.Inspect) and that it is built for the configured
+// architecture (qemu.CheckArch), with their temporary files in a scratch folder.
+func inspectImage(ctx context.Context, cfg Config) (qemu.ImageInfo, error) {
+	dir, done, err := scratchDir("image-check")
+	if err != nil {
+		return qemu.ImageInfo{}, err
+	}
+	defer done()
+	info, err := qemu.Inspect(ctx, cfg.Image, dir)
+	if err != nil {
+		return info, err
+	}
+	return info, qemu.CheckArch(ctx, info, cfg.Arch.Name, dir)
+}
+
 // start gives a ready machine: restored from a saved booted state when the configuration
 // allows one (see restore.go), else booted. On error the returned Machine (if not nil) still
 // owns a QEMU process and must be closed after artifacts are taken.
 func start(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
-	info, err := qemu.Inspect(ctx, cfg.Image)
+	info, err := inspectImage(ctx, cfg)
 	if err != nil {
-		return nil, err
-	}
-	if err := qemu.CheckArch(ctx, info, cfg.Arch.Name); err != nil {
 		return nil, err
 	}
 	accel, why, err := qemu.ResolveAccel(cfg.Accel, cfg.Arch)

@@ -70,7 +70,7 @@ func StateKey(ctx context.Context, opts ...Option) (string, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	info, err := qemu.Inspect(ctx, cfg.Image)
+	info, err := inspectImage(ctx, cfg)
 	if err != nil {
 		return "", err
 	}

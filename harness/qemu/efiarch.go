@@ -28,8 +28,10 @@ var peMachines = map[uint16]string{0x8664: "x86_64", 0xAA64: "aarch64"}
 // removable-media BOOTX64.EFI or BOOTAA64.EFI): an image for another architecture than the VM's
 // is refused before QEMU starts, instead of its firmware finding nothing to boot minutes later.
 // An image without a GPT, an ESP or any .efi file (a BIOS image) yields none: nothing to judge.
-func EFIArchitectures(ctx context.Context, info ImageInfo) ([]string, error) {
-	head, err := readRange(ctx, info, 0, 34*512)
+//
+// Its temporary files (the ESP, up to a few hundred MiB) go in scratch, as Inspect's do.
+func EFIArchitectures(ctx context.Context, info ImageInfo, scratch string) ([]string, error) {
+	head, err := readRange(ctx, info, 0, 34*512, scratch)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +46,7 @@ func EFIArchitectures(ctx context.Context, info ImageInfo) ([]string, error) {
 		return nil, fmt.Errorf("image %s: its GPT header is damaged (%d entries of %d bytes)", info.Path, n, size)
 	}
 	if end := (entriesLBA*512 + n*size); end > int64(len(head)) {
-		if head, err = readRange(ctx, info, 0, end); err != nil {
+		if head, err = readRange(ctx, info, 0, end, scratch); err != nil {
 			return nil, err
 		}
 	}
@@ -59,7 +61,7 @@ func EFIArchitectures(ctx context.Context, info ImageInfo) ([]string, error) {
 	if first == 0 || last < first || (last+1)*512 > info.VirtualSize {
 		return nil, nil
 	}
-	esp, err := os.CreateTemp("", "azl-vmtest-esp-*.raw")
+	esp, err := os.CreateTemp(scratch, "esp-*.raw")
 	if err != nil {
 		return nil, err
 	}
@@ -111,8 +113,8 @@ func peMachine(b []byte) string {
 }
 
 // readRange reads n bytes of the image's guest-visible disk from offset off.
-func readRange(ctx context.Context, info ImageInfo, off, n int64) ([]byte, error) {
-	tmp, err := os.CreateTemp("", "azl-vmtest-range-*.raw")
+func readRange(ctx context.Context, info ImageInfo, off, n int64, scratch string) ([]byte, error) {
+	tmp, err := os.CreateTemp(scratch, "range-*.raw")
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +149,8 @@ func copyRange(ctx context.Context, info ImageInfo, off, n int64, dst string) er
 var archCache sync.Map
 
 // CheckArch refuses an image whose UEFI boot loaders are all for another architecture than
-// arch, naming both and the fix.
-func CheckArch(ctx context.Context, info ImageInfo, arch string) error {
+// arch, naming both and the fix. scratch is as for EFIArchitectures.
+func CheckArch(ctx context.Context, info ImageInfo, arch, scratch string) error {
 	st, err := os.Stat(info.Path)
 	if err != nil {
 		return err
@@ -156,7 +158,7 @@ func CheckArch(ctx context.Context, info ImageInfo, arch string) error {
 	key := fmt.Sprintf("%s\x00%d\x00%d", info.Path, st.Size(), st.ModTime().UnixNano())
 	v, ok := archCache.Load(key)
 	if !ok {
-		archs, err := EFIArchitectures(ctx, info)
+		archs, err := EFIArchitectures(ctx, info, scratch)
 		if err != nil {
 			return err
 		}

@@ -27,8 +27,10 @@ type ImageInfo struct {
 var formats = map[string]bool{"qcow2": true, "raw": true, "vpc": true, "vhdx": true, "vmdk": true}
 
 // Inspect checks a user's image quickly (well under 2 s) and fails with a message that names the
-// path and the fix: missing, unreadable, an unknown format, or no partition table.
-func Inspect(ctx context.Context, path string) (ImageInfo, error) {
+// path and the fix: missing, unreadable, an unknown format, or no partition table. The sectors
+// it reads go to files in scratch (a folder the caller removes, and which a killed process's
+// successor cleans up; "" = the system's temporary folder).
+func Inspect(ctx context.Context, path, scratch string) (ImageInfo, error) {
 	if path == "" {
 		return ImageInfo{}, fmt.Errorf("no image given: set VMTEST_IMAGE to a qcow2, raw, VHD or VHDX disk image, or run `make image` to build the stand-in")
 	}
@@ -73,7 +75,7 @@ func Inspect(ctx context.Context, path string) (ImageInfo, error) {
 			return ImageInfo{}, err
 		}
 	}
-	if err := checkPartitionTable(ctx, info); err != nil {
+	if err := checkPartitionTable(ctx, info, scratch); err != nil {
 		return ImageInfo{}, err
 	}
 	return info, nil
@@ -104,8 +106,8 @@ func checkQcow2(ctx context.Context, info ImageInfo) error {
 
 // checkPartitionTable reads the first two sectors through qemu-img (any format) and requires an
 // MBR signature or a GPT header, so a corrupt image fails now rather than in the firmware.
-func checkPartitionTable(ctx context.Context, info ImageInfo) error {
-	tmp, err := os.CreateTemp("", "azl-vmtest-head-*.raw")
+func checkPartitionTable(ctx context.Context, info ImageInfo, scratch string) error {
+	tmp, err := os.CreateTemp(scratch, "head-*.raw")
 	if err != nil {
 		return err
 	}
@@ -130,18 +132,18 @@ func checkPartitionTable(ctx context.Context, info ImageInfo) error {
 		return fmt.Errorf("image %s (%s) has no partition table (neither MBR nor GPT): it is corrupt or not a bootable disk image", info.Path, info.Format)
 	}
 	if gpt {
-		return checkBackupGPT(ctx, info, binary.LittleEndian.Uint64(head[512+32:512+40]))
+		return checkBackupGPT(ctx, info, binary.LittleEndian.Uint64(head[512+32:512+40]), scratch)
 	}
 	return nil
 }
 
 // checkBackupGPT reads the GPT's backup header where the primary says it is (the disk's last
 // sector): a raw or VHD image cut short has none, whatever its header says.
-func checkBackupGPT(ctx context.Context, info ImageInfo, lba uint64) error {
+func checkBackupGPT(ctx context.Context, info ImageInfo, lba uint64, scratch string) error {
 	if lba == 0 || int64(lba+1)*512 > info.VirtualSize {
 		return fmt.Errorf("image %s (%s) is truncated: its GPT puts the backup header at sector %d, past the image's end (%d bytes)", info.Path, info.Format, lba, info.VirtualSize)
 	}
-	tmp, err := os.CreateTemp("", "azl-vmtest-tail-*.raw")
+	tmp, err := os.CreateTemp(scratch, "tail-*.raw")
 	if err != nil {
 		return err
 	}
