@@ -112,38 +112,6 @@ func peMachine(b []byte) string {
 	return peMachines[binary.LittleEndian.Uint16(b[off+4:off+6])]
 }
 
-// readRange reads n bytes of the image's guest-visible disk from offset off.
-func readRange(ctx context.Context, info ImageInfo, off, n int64, scratch string) ([]byte, error) {
-	tmp, err := os.CreateTemp(scratch, "range-*.raw")
-	if err != nil {
-		return nil, err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	if err := copyRange(ctx, info, off, n, tmp.Name()); err != nil {
-		return nil, err
-	}
-	return os.ReadFile(tmp.Name())
-}
-
-// copyRange copies n bytes of the image's disk from offset off to the raw file dst with
-// qemu-img dd (any format), in the largest block size that divides both.
-func copyRange(ctx context.Context, info ImageInfo, off, n int64, dst string) error {
-	bs := int64(1 << 20)
-	for off%bs != 0 || n%bs != 0 {
-		bs /= 2
-	}
-	var stderr bytes.Buffer
-	// qemu-img dd counts count= from the start of the input, skipped blocks included.
-	c := Command(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", fmt.Sprintf("bs=%d", bs),
-		fmt.Sprintf("skip=%d", off/bs), fmt.Sprintf("count=%d", (off+n)/bs), "if="+info.Path, "of="+dst)
-	c.Stderr = &stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("image %s (%s) cannot be read: %s", info.Path, info.Format, strings.TrimSpace(stderr.String()))
-	}
-	return nil
-}
-
 // archCache keeps EFIArchitectures' answer per image file (path, size, modification time): a
 // test process reads an image's ESP once, however many VMs it starts on it.
 var archCache sync.Map

@@ -107,19 +107,7 @@ func checkQcow2(ctx context.Context, info ImageInfo) error {
 // checkPartitionTable reads the first two sectors through qemu-img (any format) and requires an
 // MBR signature or a GPT header, so a corrupt image fails now rather than in the firmware.
 func checkPartitionTable(ctx context.Context, info ImageInfo, scratch string) error {
-	tmp, err := os.CreateTemp(scratch, "head-*.raw")
-	if err != nil {
-		return err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	var stderr bytes.Buffer
-	c := Command(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", "count=2", "if="+info.Path, "of="+tmp.Name())
-	c.Stderr = &stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("image %s (%s) cannot be read: %s", info.Path, info.Format, strings.TrimSpace(stderr.String()))
-	}
-	head, err := os.ReadFile(tmp.Name())
+	head, err := readRange(ctx, info, 0, 1024, scratch)
 	if err != nil {
 		return err
 	}
@@ -143,26 +131,44 @@ func checkBackupGPT(ctx context.Context, info ImageInfo, lba uint64, scratch str
 	if lba == 0 || int64(lba+1)*512 > info.VirtualSize {
 		return fmt.Errorf("image %s (%s) is truncated: its GPT puts the backup header at sector %d, past the image's end (%d bytes)", info.Path, info.Format, lba, info.VirtualSize)
 	}
-	tmp, err := os.CreateTemp(scratch, "tail-*.raw")
+	tail, err := readRange(ctx, info, int64(lba)*512, 512, scratch)
 	if err != nil {
-		return err
-	}
-	tmp.Close()
-	defer os.Remove(tmp.Name())
-	var stderr bytes.Buffer
-	// qemu-img dd counts count= from the start of the input, skipped blocks included.
-	c := Command(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", "bs=512", fmt.Sprintf("skip=%d", lba), fmt.Sprintf("count=%d", lba+1),
-		"if="+info.Path, "of="+tmp.Name())
-	c.Stderr = &stderr
-	if err := c.Run(); err != nil {
-		return fmt.Errorf("image %s (%s) cannot be read to its end: %s", info.Path, info.Format, strings.TrimSpace(stderr.String()))
-	}
-	tail, err := os.ReadFile(tmp.Name())
-	if err != nil {
-		return err
+		return fmt.Errorf("%w (reading to its end)", err)
 	}
 	if len(tail) < 8 || string(tail[:8]) != "EFI PART" {
 		return fmt.Errorf("image %s (%s) is damaged or truncated: no GPT backup header at sector %d (the disk's last)", info.Path, info.Format, lba)
+	}
+	return nil
+}
+
+// readRange reads n bytes of the image's guest-visible disk from offset off.
+func readRange(ctx context.Context, info ImageInfo, off, n int64, scratch string) ([]byte, error) {
+	tmp, err := os.CreateTemp(scratch, "range-*.raw")
+	if err != nil {
+		return nil, err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	if err := copyRange(ctx, info, off, n, tmp.Name()); err != nil {
+		return nil, err
+	}
+	return os.ReadFile(tmp.Name())
+}
+
+// copyRange copies n bytes of the image's disk from offset off to the raw file dst with
+// qemu-img dd (any format), in the largest block size that divides both.
+func copyRange(ctx context.Context, info ImageInfo, off, n int64, dst string) error {
+	bs := int64(1 << 20)
+	for off%bs != 0 || n%bs != 0 {
+		bs /= 2
+	}
+	var stderr bytes.Buffer
+	// qemu-img dd counts count= from the start of the input, skipped blocks included.
+	c := Command(ctx, "qemu-img", "dd", "-f", info.Format, "-O", "raw", fmt.Sprintf("bs=%d", bs),
+		fmt.Sprintf("skip=%d", off/bs), fmt.Sprintf("count=%d", (off+n)/bs), "if="+info.Path, "of="+dst)
+	c.Stderr = &stderr
+	if err := c.Run(); err != nil {
+		return fmt.Errorf("image %s (%s) cannot be read: %s", info.Path, info.Format, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }
