@@ -62,15 +62,21 @@ type Config struct {
 	FreshBoot bool
 	// TPM gives the guest a TPM 2.0 (swtpm; WithTPM).
 	TPM bool
+	// SecureBoot boots with Secure Boot on (WithSecureBoot).
+	SecureBoot bool
 }
 
 // restorable says whether a machine may be restored from a saved state instead of booted: a
 // guest saved at "ready" cannot stand in for one the test wants to see boot.
-func (c Config) restorable() bool { return c.Restore && !c.FreshBoot && !c.SkipReady && !c.TPM }
+func (c Config) restorable() bool {
+	return c.Restore && !c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot
+}
 
 // donatable says whether a machine that boots for real may save its state on the way, for the
 // machines of the same configuration that are restored.
-func (c Config) donatable() bool { return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM }
+func (c Config) donatable() bool {
+	return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot
+}
 
 // Option adjusts a Config.
 type Option func(*Config)
@@ -171,6 +177,14 @@ func WithFreshBoot() Option { return func(c *Config) { c.FreshBoot = true } }
 // machine with a TPM always boots for real: a saved state would have to carry the TPM's state
 // (its PCRs, its keys) with it, which swtpm 0.7 and QEMU's emulator backend do not restore.
 func WithTPM() Option { return func(c *Config) { c.TPM = true } }
+
+// WithSecureBoot boots the guest with Secure Boot on: the architecture's Secure Boot UEFI
+// firmware with Microsoft's keys enrolled (OVMF_CODE_4M.secboot.fd and OVMF_VARS_4M.ms.fd on
+// x86-64, under q35 with SMM; AAVMF's .ms vars on aarch64), so only a boot chain signed for
+// them starts: shim signed by Microsoft, then the distribution's signed GRUB and kernel. An
+// image without that chain stops in the firmware (the console says "Access Denied"). Such a
+// machine always boots for real: the boot chain is what it is for.
+func WithSecureBoot() Option { return func(c *Config) { c.SecureBoot = true } }
 
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {

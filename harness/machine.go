@@ -245,6 +245,7 @@ func (l launch) qemuConfig(ctx context.Context, m *Machine, seedPath string) (qe
 		Drives:        []qemu.Drive{{ID: "cidata", Path: seedPath, Format: "raw", ReadOnly: true}},
 		Forwards:      fwd,
 		NetRestricted: !cfg.NetOpen,
+		SecureBoot:    cfg.SecureBoot,
 		Console:       m.console,
 	}, nil
 }

@@ -18,6 +18,7 @@ import (
 //	func TestSomething(t *testing.T) { m := vm.Machine(t); ... }
 type Shared struct {
 	opts   []Option
+	suffix string // "" for a package's first shared VM, "-2", "-3", ... for the others
 	once   sync.Once
 	m      *Machine
 	err    error
@@ -27,13 +28,28 @@ type Shared struct {
 // NewShared describes the package's shared VM.
 func NewShared(opts ...Option) *Shared {
 	setup() // signal handlers from the package's start, before any VM
-	return &Shared{opts: opts}
+	s := &Shared{opts: opts}
+	if n := sharedCount.Add(1); n > 1 {
+		s.suffix = fmt.Sprintf("-%d", n)
+	}
+	return s
 }
 
+var sharedCount atomic.Int32
+
 // Main runs the package's tests, then stops the VM (with artifacts if a test failed).
-func (s *Shared) Main(m *testing.M) int {
+func (s *Shared) Main(m *testing.M) int { return Main(m, s) }
+
+// Main runs the package's tests, then stops every shared VM given (with artifacts if a test
+// failed): for a package with more than one.
+//
+//	var plain, secure = harness.NewShared(), harness.NewShared(harness.WithSecureBoot())
+//	func TestMain(m *testing.M) { os.Exit(harness.Main(m, plain, secure)) }
+func Main(m *testing.M, vms ...*Shared) int {
 	code := m.Run()
-	s.close(code != 0)
+	for _, s := range vms {
+		s.close(code != 0)
+	}
 	return code
 }
 
@@ -73,7 +89,7 @@ func (s *Shared) boot(t *testing.T) {
 	// binary that hits -timeout panics with no artifacts.
 	ctx, cancel := bootContext(t, context.Background())
 	defer cancel()
-	s.m, s.err = start(ctx, cfg, "shared-"+packageName(), t.Logf)
+	s.m, s.err = start(ctx, cfg, "shared-"+packageName()+s.suffix, t.Logf)
 	s.err = explainDeadline(ctx, s.err)
 	if s.m != nil {
 		s.m.setLog(stderrLog)
@@ -89,7 +105,7 @@ func (s *Shared) close(failed bool) {
 	}
 	defer s.m.Close()
 	if s.m.cfg.Keep == KeepAlways || (s.m.cfg.Keep == KeepFailed && (failed || s.failed.Load() || s.err != nil)) {
-		dst := s.m.artifactDir("shared")
+		dst := s.m.artifactDir("shared" + s.suffix)
 		if err := s.m.saveArtifacts(dst); err != nil {
 			fmt.Fprintf(os.Stderr, "artifacts: %s (incomplete: %v)\n", dst, err)
 		} else {

@@ -29,14 +29,25 @@ type Arch struct {
 	// Several candidates are listed in order of preference; the first that exists is used.
 	FirmwareCode []string
 	FirmwareVars []string
+	// SecureBootCode and SecureBootVars are the UEFI images for Secure Boot: code built with
+	// it, and vars with Microsoft's keys enrolled (the keys that sign shim) and Secure Boot on.
+	// SecureBootSMM says the code needs SMM (OVMF's secboot build keeps its variable store
+	// in SMM: q35 with smm=on and the vars flash marked secure).
+	SecureBootCode []string
+	SecureBootVars []string
+	SecureBootSMM  bool
 	// GrubTarget is the GRUB platform (grub-mkimage -O) and EFIBootFile the removable-media
 	// boot path on the ESP.
 	GrubTarget  string
 	EFIBootFile string
-	// GrubPackage ships the GRUB modules for GrubTarget in the guest; KernelPackage is the
-	// stand-in's kernel.
-	GrubPackage   string
-	KernelPackage string
+	// EFISuffix names the architecture in the signed boot chain's files: shim<suffix>.efi,
+	// grub<suffix>.efi, mm<suffix>.efi (x64, aa64).
+	EFISuffix string
+	// GrubPackage ships the GRUB modules for GrubTarget in the guest; GrubSignedPackage the
+	// signed GRUB image shim starts; KernelPackage is the stand-in's kernel.
+	GrubPackage       string
+	GrubSignedPackage string
+	KernelPackage     string
 	// RootPartType is the GPT discoverable-partitions type of a root partition.
 	RootPartType string
 	// DiskDevice is the virtio disk device model.
@@ -63,13 +74,24 @@ var table = []Arch{
 			"/usr/share/OVMF/OVMF_VARS_4M.fd", "/usr/share/OVMF/OVMF_VARS.fd",
 			"/usr/share/edk2/ovmf/OVMF_VARS.fd", "/usr/share/qemu/ovmf-x86_64-vars.bin",
 		},
-		GrubTarget:    "x86_64-efi",
-		EFIBootFile:   "BOOTX64.EFI",
-		GrubPackage:   "grub-efi-amd64-bin",
-		KernelPackage: "linux-image-cloud-amd64",
-		RootPartType:  "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
-		DiskDevice:    "virtio-blk-pci",
-		TPMDevice:     "tpm-crb",
+		SecureBootCode: []string{
+			"/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_CODE.secboot.fd",
+			"/usr/share/edk2/ovmf/OVMF_CODE.secboot.fd", "/usr/share/qemu/ovmf-x86_64-ms-code.bin",
+		},
+		SecureBootVars: []string{
+			"/usr/share/OVMF/OVMF_VARS_4M.ms.fd", "/usr/share/OVMF/OVMF_VARS.ms.fd",
+			"/usr/share/edk2/ovmf/OVMF_VARS.secboot.fd", "/usr/share/qemu/ovmf-x86_64-ms-vars.bin",
+		},
+		SecureBootSMM:     true,
+		GrubTarget:        "x86_64-efi",
+		EFIBootFile:       "BOOTX64.EFI",
+		EFISuffix:         "x64",
+		GrubPackage:       "grub-efi-amd64-bin",
+		GrubSignedPackage: "grub-efi-amd64-signed",
+		KernelPackage:     "linux-image-cloud-amd64",
+		RootPartType:      "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+		DiskDevice:        "virtio-blk-pci",
+		TPMDevice:         "tpm-crb",
 	},
 	{
 		Name:       "aarch64",
@@ -88,13 +110,23 @@ var table = []Arch{
 			"/usr/share/AAVMF/AAVMF_VARS.fd", "/usr/share/edk2/aarch64/vars-template-pflash.raw",
 			"/usr/share/qemu/edk2-arm-vars.fd",
 		},
-		GrubTarget:    "arm64-efi",
-		EFIBootFile:   "BOOTAA64.EFI",
-		GrubPackage:   "grub-efi-arm64-bin",
-		KernelPackage: "linux-image-cloud-arm64",
-		RootPartType:  "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
-		DiskDevice:    "virtio-blk-pci",
-		TPMDevice:     "tpm-tis-device",
+		// AAVMF has one build: Debian's AAVMF_CODE.ms.fd links to AAVMF_CODE.fd, and its
+		// .ms vars enroll Microsoft's keys. The virt machine has no SMM to ask for.
+		SecureBootCode: []string{
+			"/usr/share/AAVMF/AAVMF_CODE.ms.fd", "/usr/share/AAVMF/AAVMF_CODE.fd",
+		},
+		SecureBootVars: []string{
+			"/usr/share/AAVMF/AAVMF_VARS.ms.fd",
+		},
+		GrubTarget:        "arm64-efi",
+		EFIBootFile:       "BOOTAA64.EFI",
+		EFISuffix:         "aa64",
+		GrubPackage:       "grub-efi-arm64-bin",
+		GrubSignedPackage: "grub-efi-arm64-signed",
+		KernelPackage:     "linux-image-cloud-arm64",
+		RootPartType:      "B921B045-1DF0-41C3-AF44-4C6F280D3FAE",
+		DiskDevice:        "virtio-blk-pci",
+		TPMDevice:         "tpm-tis-device",
 	},
 }
 
@@ -135,6 +167,18 @@ func (a Arch) Firmware() (code, vars string, err error) {
 		pkg := map[string]string{"x86_64": "ovmf", "aarch64": "qemu-efi-aarch64"}[a.Name]
 		return "", "", fmt.Errorf("no UEFI firmware for %s (looked for %s): install it with `apt-get install %s` or run scripts/host-setup.sh",
 			a.Name, strings.Join(a.FirmwareCode, ", "), pkg)
+	}
+	return code, vars, nil
+}
+
+// SecureBootFirmware returns the first existing Secure Boot code and Microsoft-keys vars
+// images, or an error naming the package that provides them.
+func (a Arch) SecureBootFirmware() (code, vars string, err error) {
+	code, vars = firstExisting(a.SecureBootCode), firstExisting(a.SecureBootVars)
+	if code == "" || vars == "" {
+		pkg := map[string]string{"x86_64": "ovmf", "aarch64": "qemu-efi-aarch64"}[a.Name]
+		return "", "", fmt.Errorf("no Secure Boot UEFI firmware for %s (looked for code %s and vars with Microsoft's keys %s): install it with `apt-get install %s` or run scripts/host-setup.sh",
+			a.Name, strings.Join(a.SecureBootCode, ", "), strings.Join(a.SecureBootVars, ", "), pkg)
 	}
 	return code, vars, nil
 }

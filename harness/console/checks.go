@@ -37,6 +37,8 @@ var Checks = []Check{
 	{Name: "systemd ordering cycle", Pattern: regexp.MustCompile(`Found ordering cycle|to break ordering cycle`)},
 	{Name: "no bootable device", Pattern: regexp.MustCompile(`No bootable option or device was found|No bootable device|Boot Failed\.|UEFI Interactive Shell`), Fatal: true,
 		Hint: "the firmware found nothing to boot: is the image bootable with UEFI, and built for this architecture (VMTEST_ARCH)?"},
+	{Name: "refused by Secure Boot", Pattern: regexp.MustCompile(`failed to load Boot\S+ .*: Access Denied|Verification failed: \(0x1A\) Security Violation|error: bad shim signature`), Fatal: true,
+		Hint: "Secure Boot refused a boot loader or kernel that is not signed for the firmware's keys: is the image's chain signed (shim signed by Microsoft, then a GRUB and kernel shim trusts)? The firmware checks only with Secure Boot on (WithSecureBoot)"},
 	{Name: "boot loader rescue", Pattern: regexp.MustCompile(`grub rescue>|^\s*error: (no such device|file '[^']*' not found)`), Fatal: true,
 		Hint: "GRUB could not find its configuration, kernel or root filesystem"},
 }

@@ -29,6 +29,7 @@ var bad = map[string]string{
 	"systemd ordering cycle":    "[    2.000000] systemd[1]: cloud-init.service: Found ordering cycle on network-pre.target/start",
 	"no bootable device":        "BdsDxe: No bootable option or device was found.",
 	"boot loader rescue":        "grub rescue> ",
+	"refused by Secure Boot":    "BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x3,0x0): Access Denied",
 }
 
 var good = []string{

@@ -31,23 +31,71 @@ var peMachines = map[uint16]string{0x8664: "x86_64", 0xAA64: "aarch64"}
 //
 // Its temporary files (the ESP, up to a few hundred MiB) go in scratch, as Inspect's do.
 func EFIArchitectures(ctx context.Context, info ImageInfo, scratch string) ([]string, error) {
+	var archs []string
+	err := withESP(ctx, info, scratch, func(fsys fs.FS) {
+		_ = fs.WalkDir(fsys, ".", func(p string, de fs.DirEntry, err error) error {
+			if err != nil || de.IsDir() || !strings.EqualFold(path.Ext(p), ".efi") {
+				return nil
+			}
+			f, err := fsys.Open(p)
+			if err != nil {
+				return nil
+			}
+			defer f.Close()
+			pe := make([]byte, 4096)
+			k, _ := io.ReadFull(f, pe)
+			if a := peMachine(pe[:k]); a != "" && !slices.Contains(archs, a) {
+				archs = append(archs, a)
+			}
+			return nil
+		})
+	})
+	slices.Sort(archs)
+	return archs, err
+}
+
+// ReadESPFile returns one file of the image's EFI System Partition (name as on the ESP, e.g.
+// "EFI/BOOT/BOOTX64.EFI"), or an error when the image has no ESP go-diskfs reads or no such
+// file. Its temporary files go in scratch, as EFIArchitectures' do.
+func ReadESPFile(ctx context.Context, info ImageInfo, name, scratch string) ([]byte, error) {
+	var data []byte
+	var readErr error
+	found := false
+	err := withESP(ctx, info, scratch, func(fsys fs.FS) {
+		found = true
+		data, readErr = fs.ReadFile(fsys, name)
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case !found:
+		return nil, fmt.Errorf("image %s: no EFI System Partition with a FAT filesystem", info.Path)
+	case readErr != nil:
+		return nil, fmt.Errorf("image %s: %s on its EFI System Partition: %w", info.Path, name, readErr)
+	}
+	return data, nil
+}
+
+// withESP copies the image's EFI System Partition into scratch and calls f with its
+// filesystem; an image without a GPT, an ESP or a FAT filesystem go-diskfs reads calls nothing.
+func withESP(ctx context.Context, info ImageInfo, scratch string, f func(fs.FS)) error {
 	head, err := readRange(ctx, info, 0, 34*512, scratch)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(head) < 1024 || string(head[512:520]) != "EFI PART" {
-		return nil, nil
+		return nil
 	}
 	hdr := head[512:]
 	entriesLBA := int64(binary.LittleEndian.Uint64(hdr[72:80]))
 	n := int64(binary.LittleEndian.Uint32(hdr[80:84]))
 	size := int64(binary.LittleEndian.Uint32(hdr[84:88]))
 	if size < 128 || n > 1024 {
-		return nil, fmt.Errorf("image %s: its GPT header is damaged (%d entries of %d bytes)", info.Path, n, size)
+		return fmt.Errorf("image %s: its GPT header is damaged (%d entries of %d bytes)", info.Path, n, size)
 	}
 	if end := (entriesLBA*512 + n*size); end > int64(len(head)) {
 		if head, err = readRange(ctx, info, 0, end, scratch); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	var first, last int64
@@ -59,45 +107,28 @@ func EFIArchitectures(ctx context.Context, info ImageInfo, scratch string) ([]st
 		}
 	}
 	if first == 0 || last < first || (last+1)*512 > info.VirtualSize {
-		return nil, nil
+		return nil
 	}
 	esp, err := os.CreateTemp(scratch, "esp-*.raw")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	esp.Close()
 	defer os.Remove(esp.Name())
 	if err := copyRange(ctx, info, first*512, (last+1-first)*512, esp.Name()); err != nil {
-		return nil, err
+		return err
 	}
 	d, err := diskfs.Open(esp.Name(), diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {
-		return nil, nil // not a filesystem go-diskfs reads: nothing to judge
+		return nil // not a filesystem go-diskfs reads: nothing to judge
 	}
 	defer d.Close()
 	fsys, err := d.GetFilesystem(0)
 	if err != nil {
-		return nil, nil
-	}
-	var archs []string
-	_ = fs.WalkDir(fsys, ".", func(p string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() || !strings.EqualFold(path.Ext(p), ".efi") {
-			return nil
-		}
-		f, err := fsys.Open(p)
-		if err != nil {
-			return nil
-		}
-		defer f.Close()
-		pe := make([]byte, 4096)
-		k, _ := io.ReadFull(f, pe)
-		if a := peMachine(pe[:k]); a != "" && !slices.Contains(archs, a) {
-			archs = append(archs, a)
-		}
 		return nil
-	})
-	slices.Sort(archs)
-	return archs, nil
+	}
+	f(fsys)
+	return nil
 }
 
 // peMachine returns the architecture of a PE/COFF image's header, or "".

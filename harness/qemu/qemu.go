@@ -61,6 +61,9 @@ type Config struct {
 	// TPMSocket is a software TPM's control socket (swtpm, see harness/tpm): the guest gets a
 	// TPM 2.0 through the architecture's TPM device. "" = no TPM.
 	TPMSocket string
+	// SecureBoot boots the architecture's Secure Boot firmware with Microsoft's keys enrolled
+	// (see arch.Arch.SecureBootFirmware), with SMM where that firmware needs it.
+	SecureBoot bool
 	// Console receives the guest's serial console.
 	Console   io.Writer
 	ExtraArgs []string
@@ -94,15 +97,24 @@ type Instance struct {
 
 // Argv builds QEMU's command line (without the binary).
 func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]string, error) {
-	code, _, err := c.Arch.Firmware()
+	code, _, err := c.firmware()
 	if err != nil {
 		return nil, err
+	}
+	machine := c.Arch.Machine
+	if c.SecureBoot && c.Arch.SecureBootSMM {
+		machine += ",smm=on"
 	}
 	a := []string{
 		"-name", "azl-vmtest-" + c.Name,
 		"-nodefaults", "-no-user-config", "-display", "none",
-		"-machine", c.Arch.Machine,
+		"-machine", machine,
 		"-smp", strconv.Itoa(c.CPUs), "-m", strconv.Itoa(c.MemoryMB),
+	}
+	if c.SecureBoot && c.Arch.SecureBootSMM {
+		// Only code running in SMM may write the variable store: what keeps the enrolled
+		// keys and the SecureBoot variable out of the OS's reach.
+		a = append(a, "-global", "driver=cfi.pflash01,property=secure,value=on")
 	}
 	switch c.Accel {
 	case AccelKVM:
@@ -161,6 +173,14 @@ func (c *Config) Argv(overlay, vars, qmpSock string, ports map[int]int) ([]strin
 	return append(a, c.ExtraArgs...), nil
 }
 
+// firmware is the UEFI code and vars template c boots with.
+func (c *Config) firmware() (code, vars string, err error) {
+	if c.SecureBoot {
+		return c.Arch.SecureBootFirmware()
+	}
+	return c.Arch.Firmware()
+}
+
 // OptValue escapes a value for a QEMU option string (key=value,...): a comma is doubled.
 func OptValue(v string) string { return strings.ReplaceAll(v, ",", ",,") }
 
@@ -173,7 +193,7 @@ func Start(ctx context.Context, c Config) (*Instance, error) {
 	if _, err := exec.LookPath(c.Arch.QEMUBinary); err != nil {
 		return nil, fmt.Errorf("%s not found: run scripts/host-setup.sh as root", c.Arch.QEMUBinary)
 	}
-	_, varsTemplate, err := c.Arch.Firmware()
+	_, varsTemplate, err := c.firmware()
 	if err != nil {
 		return nil, err
 	}

@@ -42,6 +42,46 @@ func TestArgvPerArchitecture(t *testing.T) {
 	assert.Contains(t, a, "/usr/share/AAVMF/AAVMF_CODE.fd")
 }
 
+func TestArgvSecureBoot(t *testing.T) {
+	for _, c := range []struct {
+		arch, code, vars string
+		smm              bool
+	}{
+		{"x86_64", "/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", "/usr/share/OVMF/OVMF_VARS_4M.ms.fd", true},
+		{"aarch64", "/usr/share/AAVMF/AAVMF_CODE.ms.fd", "/usr/share/AAVMF/AAVMF_VARS.ms.fd", false},
+	} {
+		t.Run(c.arch, func(t *testing.T) {
+			a, err := arch.Lookup(c.arch)
+			require.NoError(t, err)
+			code, vars, err := a.SecureBootFirmware()
+			if err != nil {
+				t.Skipf("needs %s Secure Boot firmware: %v", c.arch, err)
+			}
+			assert.Equal(t, c.code, code)
+			assert.Equal(t, c.vars, vars)
+			cfg := Config{Name: "t", Arch: a, MemoryMB: 1024, CPUs: 2, Accel: AccelTCG, SecureBoot: true}
+			args, err := cfg.Argv("/d/overlay.qcow2", "/d/vars.fd", "/d/qmp.sock", map[int]int{22: 2222})
+			require.NoError(t, err)
+			s := strings.Join(args, " ")
+			assert.Contains(t, s, "if=pflash,format=raw,unit=0,readonly=on,file="+c.code)
+			if c.smm {
+				assert.Contains(t, s, "-machine "+a.Machine+",smm=on")
+				assert.Contains(t, s, "-global driver=cfi.pflash01,property=secure,value=on")
+			} else {
+				assert.Contains(t, s, "-machine "+a.Machine+" ")
+				assert.NotContains(t, s, "smm")
+			}
+			// Without Secure Boot: the plain firmware, no SMM.
+			cfg.SecureBoot = false
+			args, err = cfg.Argv("/d/overlay.qcow2", "/d/vars.fd", "/d/qmp.sock", map[int]int{22: 2222})
+			require.NoError(t, err)
+			s = strings.Join(args, " ")
+			assert.NotContains(t, s, "smm=on")
+			assert.NotContains(t, s, c.code+" ")
+		})
+	}
+}
+
 func TestResolveAccel(t *testing.T) {
 	x, _ := arch.Lookup("x86_64")
 	a, _ := arch.Lookup("aarch64")
