@@ -118,7 +118,7 @@ func CacheDir() string { return cache.Dir() }
 // flavour's layer and the arch.
 func Key(a arch.Arch, f Flavour) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "arch=%s\nsuite=%s\n", a.Name, Suite)
+	fmt.Fprintf(h, "arch=%s\nsuite=%s\npackages=%s\n", a.Name, Suite, strings.Join(Packages(a), " "))
 	if f != Standard {
 		fmt.Fprintf(h, "flavour=%s\n", f)
 	}
@@ -148,7 +148,7 @@ func ImagePath(cacheDir string, a arch.Arch, f Flavour) string {
 // Packages is the package set for a.
 func Packages(a arch.Arch) []string {
 	b, _ := recipeFS.ReadFile("recipe/packages.txt")
-	pkgs := []string{a.KernelPackage, a.GrubPackage}
+	pkgs := []string{a.KernelPackage, a.GrubPackage, a.GrubSignedPackage}
 	for _, l := range strings.Split(string(b), "\n") {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
 			pkgs = append(pkgs, l)
@@ -208,7 +208,7 @@ func preflight(a arch.Arch, f Flavour) error {
 	if os.Geteuid() != 0 {
 		return errors.New("building the stand-in image needs root (mmdebstrap's root mode keeps file ownership for mkfs.ext4 -d): run `sudo make image`")
 	}
-	tools := []string{"mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "grub-mkimage", "qemu-img", "eatmydata"}
+	tools := []string{"mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "qemu-img", "eatmydata"}
 	if f == FIPS {
 		tools = append(tools, fipsBuildTools...)
 	}

@@ -27,10 +27,6 @@ func (f Flavour) kernelArgs() string {
 	return ""
 }
 
-// grubModules are built into the EFI binary; the rest load from /boot/grub on the root.
-var grubModules = []string{"part_gpt", "fat", "ext2", "normal", "linux", "search", "search_fs_uuid",
-	"configfile", "echo", "gzio", "test", "ls", "efi_gop", "reboot", "halt"}
-
 func uuid4() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
@@ -98,24 +94,7 @@ menuentry 'Azure Linux stand-in (Debian %s, %s)' {
 		return err
 	}
 
-	b.stage("disk: ESP with GRUB (%s, %s)", a.GrubTarget, a.EFIBootFile)
-	early := filepath.Join(work, "early.cfg")
-	if err := os.WriteFile(early, []byte(fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\nconfigfile ($root)/boot/grub/grub.cfg\n", rootUUID)), 0o644); err != nil {
-		return err
-	}
-	efi := filepath.Join(work, a.EFIBootFile)
-	modDir := filepath.Join(rootfs, "usr", "lib", "grub", a.GrubTarget)
-	if err := b.cmd(ctx, "grub-mkimage", append([]string{"-O", a.GrubTarget, "-d", modDir, "-p", "/boot/grub", "-c", early, "-o", efi}, grubModules...)...); err != nil {
-		return err
-	}
-	espImg := filepath.Join(work, "esp.img")
-	if err := b.cmd(ctx, "mkfs.vfat", "-C", "-F", "32", "-n", "ESP", "-i", espVolID, espImg, fmt.Sprint(espSize/1024)); err != nil {
-		return err
-	}
-	if err := b.cmd(ctx, "mmd", "-i", espImg, "::/EFI", "::/EFI/BOOT"); err != nil {
-		return err
-	}
-	if err := b.cmd(ctx, "mcopy", "-i", espImg, efi, "::/EFI/BOOT/"+a.EFIBootFile); err != nil {
+	if err := b.assembleESP(ctx, rootfs, work, espVolID, rootUUID); err != nil {
 		return err
 	}
 
@@ -138,8 +117,50 @@ menuentry 'Azure Linux stand-in (Debian %s, %s)' {
 	for _, p := range []struct {
 		img    string
 		offset int64
-	}{{espImg, mib}, {rootImg, mib + espSize}} {
+	}{{filepath.Join(work, "esp.img"), mib}, {rootImg, mib + espSize}} {
 		if err := b.cmd(ctx, "dd", "if="+p.img, "of="+raw, "bs=1M", fmt.Sprintf("seek=%d", p.offset/mib), "conv=notrunc,sparse", "status=none"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// assembleESP makes the ESP image (work/esp.img) with Debian's signed boot chain, laid out as
+// on removable media so the firmware needs no boot entry: shim (signed by Microsoft's UEFI CA)
+// as EFI/BOOT/BOOT<arch>.EFI, beside it the signed GRUB it starts and MokManager, and the
+// GRUB configuration the signed GRUB reads from its built-in prefix EFI/debian (a copy beside
+// GRUB too), which finds the root filesystem and its /boot/grub/grub.cfg. Under Secure Boot
+// shim checks GRUB and GRUB has shim check the kernel (Debian's signed cloud kernel); with
+// Secure Boot off the same chain boots unchecked. No fallback (fb*.efi): it would add a boot
+// entry and reset the machine.
+func (b *builder) assembleESP(ctx context.Context, rootfs, work, volID, rootUUID string) error {
+	a := b.opts.Arch
+	b.stage("disk: ESP with the signed chain: shim%s.efi, grub%s.efi (%s)", a.EFISuffix, a.EFISuffix, a.EFIBootFile)
+	cfg := filepath.Join(work, "grub.cfg")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/grub\nconfigfile ($root)/boot/grub/grub.cfg\n", rootUUID)), 0o644); err != nil {
+		return err
+	}
+	chain := []struct{ from, to string }{
+		{filepath.Join(rootfs, "usr/lib/shim", "shim"+a.EFISuffix+".efi.signed"), "::/EFI/BOOT/" + a.EFIBootFile},
+		{filepath.Join(rootfs, "usr/lib/shim", "mm"+a.EFISuffix+".efi.signed"), "::/EFI/BOOT/mm" + a.EFISuffix + ".efi"},
+		{filepath.Join(rootfs, "usr/lib/grub", a.GrubTarget+"-signed", "grub"+a.EFISuffix+".efi.signed"), "::/EFI/BOOT/grub" + a.EFISuffix + ".efi"},
+		{cfg, "::/EFI/BOOT/grub.cfg"},
+		{cfg, "::/EFI/debian/grub.cfg"},
+	}
+	for _, c := range chain {
+		if _, err := os.Stat(c.from); err != nil {
+			return fmt.Errorf("signed boot chain: %w (are shim-signed and %s in the package list?)", err, a.GrubSignedPackage)
+		}
+	}
+	espImg := filepath.Join(work, "esp.img")
+	if err := b.cmd(ctx, "mkfs.vfat", "-C", "-F", "32", "-n", "ESP", "-i", volID, espImg, fmt.Sprint(espSize/1024)); err != nil {
+		return err
+	}
+	if err := b.cmd(ctx, "mmd", "-i", espImg, "::/EFI", "::/EFI/BOOT", "::/EFI/debian"); err != nil {
+		return err
+	}
+	for _, c := range chain {
+		if err := b.cmd(ctx, "mcopy", "-i", espImg, c.from, c.to); err != nil {
 			return err
 		}
 	}

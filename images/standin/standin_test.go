@@ -59,6 +59,8 @@ func TestPackagesIncludeArchKernelAndGrub(t *testing.T) {
 	p := Packages(a)
 	assert.Contains(t, p, "linux-image-cloud-arm64")
 	assert.Contains(t, p, "grub-efi-arm64-bin")
+	assert.Contains(t, p, "grub-efi-arm64-signed")
+	assert.Contains(t, p, "shim-signed")
 	assert.Contains(t, p, "firewalld")
 	for _, x := range p {
 		assert.False(t, strings.HasPrefix(x, "#") || x == "", "junk package entry %q", x)
