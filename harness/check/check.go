@@ -127,6 +127,17 @@ func Field(text, key string) string {
 	return ""
 }
 
+// Bracketed returns the word in brackets among out's words (the selected choice of a kernel
+// file like "none [integrity] confidentiality"), and whether there was one.
+func Bracketed(out string) (string, bool) {
+	for _, f := range strings.Fields(out) {
+		if len(f) > 2 && strings.HasPrefix(f, "[") && strings.HasSuffix(f, "]") {
+			return strings.Trim(f, "[]"), true
+		}
+	}
+	return "", false
+}
+
 // Errors joins non-nil errors into one (nil if none).
 func Errors(errs ...error) error {
 	var msgs []string

@@ -196,22 +196,37 @@ type TPM struct {
 	PCR7Measured *bool `yaml:"pcr7_measured"`
 }
 
+// SecureBoot is what the secureboot suite checks on a VM booted with Secure Boot on
+// (WithSecureBoot: UEFI firmware with Microsoft's keys enrolled).
+type SecureBoot struct {
+	// Enabled: the image's boot chain starts under Secure Boot and the OS sees it on (the
+	// SecureBoot EFI variable is 1, SetupMode 0).
+	Enabled *bool `yaml:"enabled"`
+	// Lockdown: the kernel's lockdown mode under Secure Boot (/sys/kernel/security/lockdown:
+	// none, integrity or confidentiality).
+	Lockdown string `yaml:"lockdown"`
+	// UnsignedModuleRefused: under Secure Boot the kernel refuses a module without a valid
+	// signature (the same module loads without Secure Boot, and the signed original loads).
+	UnsignedModuleRefused *bool `yaml:"unsigned_module_refused"`
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
-	Name        string    `yaml:"name"`
-	Description string    `yaml:"description"`
-	Match       Match     `yaml:"match"`
-	Boot        Boot      `yaml:"boot"`
-	Network     Network   `yaml:"network"`
-	Firewall    Firewall  `yaml:"firewall"`
-	Storage     Storage   `yaml:"storage"`
-	Logging     Logging   `yaml:"logging"`
-	Agents      Agents    `yaml:"agents"`
-	Hardening   Hardening `yaml:"hardening"`
-	SELinux     SELinux   `yaml:"selinux"`
-	FIPS        FIPS      `yaml:"fips"`
-	HyperV      HyperV    `yaml:"hyperv"`
-	TPM         TPM       `yaml:"tpm"`
+	Name        string     `yaml:"name"`
+	Description string     `yaml:"description"`
+	Match       Match      `yaml:"match"`
+	Boot        Boot       `yaml:"boot"`
+	Network     Network    `yaml:"network"`
+	Firewall    Firewall   `yaml:"firewall"`
+	Storage     Storage    `yaml:"storage"`
+	Logging     Logging    `yaml:"logging"`
+	Agents      Agents     `yaml:"agents"`
+	Hardening   Hardening  `yaml:"hardening"`
+	SELinux     SELinux    `yaml:"selinux"`
+	FIPS        FIPS       `yaml:"fips"`
+	HyperV      HyperV     `yaml:"hyperv"`
+	TPM         TPM        `yaml:"tpm"`
+	SecureBoot  SecureBoot `yaml:"secureboot"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`

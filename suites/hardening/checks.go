@@ -169,11 +169,9 @@ func SeccompUnit(unit, out string) error {
 
 // Lockdown checks the selected mode, the bracketed one in "none [integrity] confidentiality".
 func Lockdown(want, out string) error {
-	got := "(no lockdown: the kernel has no lockdown LSM)"
-	for _, f := range strings.Fields(out) {
-		if strings.HasPrefix(f, "[") && strings.HasSuffix(f, "]") {
-			got = strings.Trim(f, "[]")
-		}
+	got, ok := check.Bracketed(out)
+	if !ok {
+		got = "(no lockdown: the kernel has no lockdown LSM)"
 	}
 	return check.Equal("kernel lockdown (/sys/kernel/security/lockdown)", want, got)
 }

@@ -1,0 +1,92 @@
+package secureboot
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/profile"
+)
+
+// Two VMs: one restored from the saved state as every suite's (Secure Boot off: the firmware
+// does not check), and one booted for real under Secure Boot firmware with Microsoft's keys.
+var (
+	plain = harness.NewShared()
+	sb    = harness.NewShared(harness.WithSecureBoot())
+)
+
+func TestMain(m *testing.M) { os.Exit(harness.Main(m, plain, sb)) }
+
+// secureMachine is the VM the profile's Secure Boot promise is judged on: the Secure Boot one
+// when the image promises to boot under Secure Boot, the plain one when it promises not to
+// (then Secure Boot must read off). Not promised: the image would not start under Secure Boot
+// firmware (the 4.0 preview's chain is unsigned), so the test skips before booting it.
+func secureMachine(t *testing.T) *harness.Machine {
+	m := plain.Machine(t)
+	on := harness.Want[bool](t, m, "secureboot.enabled")
+	if !on {
+		return m
+	}
+	return sb.Machine(t)
+}
+
+// TestChecks runs the read-only checks (Checks): one subtest per profile key.
+func TestChecks(t *testing.T) { harness.Check(t, secureMachine(t), Checks) }
+
+// candidateModules are small modules no test VM has loaded and every kernel config that
+// suites/hardening accepts builds as modules; the first the image has is used.
+var candidateModules = []string{"dummy", "veth", "ifb", "vcan"}
+
+// TestUnsignedModuleRefused: the kernel refuses a module whose signature was stripped when it
+// runs under Secure Boot, and the same unsigned file loads on the plain VM (so it is a good
+// module, refused for its signature only), as does the signed original under Secure Boot (so
+// module loading itself works).
+func TestUnsignedModuleRefused(t *testing.T) {
+	m := plain.Machine(t)
+	refused := harness.Want[bool](t, m, "secureboot.unsigned_module_refused")
+	if on, err := profile.Get[bool](m.Profile(), "secureboot.enabled"); err != nil || !on {
+		t.Skipf("needs an image that boots under Secure Boot: profile %s says secureboot.enabled is not true", m.Profile().Name)
+	}
+	mod, path := pickModule(t, m)
+	raw, err := base64.StdEncoding.DecodeString(m.MustRun(t, `f=`+path+`; case $f in *.xz) xz -dc $f;; *.zst) zstd -dc $f;; *.gz) zcat $f;; *) cat $f;; esac | base64 -w0`))
+	require.NoError(t, err, "module %s from the guest", path)
+	unsigned, err := StripSignature(raw)
+	require.NoError(t, err, "module %s (%s)", mod, path)
+	local := filepath.Join(t.TempDir(), "unsigned.ko")
+	require.NoError(t, os.WriteFile(local, unsigned, 0o644))
+	const remote = "/tmp/vmtest-unsigned.ko"
+	// Under SELinux insmod (kmod_t) reads only module files: label the copy as one.
+	label := "sudo chcon -t modules_object_t " + remote + " 2>/dev/null; true"
+	try := "sudo insmod " + remote + " 2>&1; echo insmod_exit=$?; echo loaded=$(grep -c '^" + mod + " ' /proc/modules); sudo rmmod " + mod + " 2>/dev/null; true"
+
+	// Without Secure Boot the unsigned file loads, unless that kernel enforces signatures anyway.
+	require.NoError(t, m.CopyTo(t.Context(), local, remote, "0644"))
+	m.MustRun(t, label)
+	if enforce, _ := m.Output(t, "cat /sys/module/module/parameters/sig_enforce"); strings.TrimSpace(enforce) == "Y" {
+		t.Logf("the plain VM enforces module signatures too (sig_enforce=Y): the unsigned module is not tried there")
+	} else {
+		out, _ := m.Output(t, try)
+		require.NoError(t, ModuleLoad("unsigned "+mod+" without Secure Boot (the stripped file must be a loadable module)", false, out))
+	}
+
+	s := sb.Machine(t)
+	require.NoError(t, s.CopyTo(t.Context(), local, remote, "0644"))
+	s.MustRun(t, label)
+	out, _ := s.Output(t, try)
+	require.NoError(t, ModuleLoad("unsigned "+mod+" under Secure Boot", refused, out))
+	out, _ = s.Output(t, "sudo modprobe "+mod+" 2>&1; echo insmod_exit=$?; echo loaded=$(grep -c '^"+mod+" ' /proc/modules); sudo rmmod "+mod+" 2>/dev/null; true")
+	require.NoError(t, ModuleLoad("signed "+mod+" under Secure Boot (modprobe)", false, out))
+}
+
+// pickModule finds the first candidate module the image has as a file and has not loaded.
+func pickModule(t *testing.T, m *harness.Machine) (name, path string) {
+	out, _ := m.Output(t, `for mod in `+strings.Join(candidateModules, " ")+`; do p=$(modinfo -n $mod 2>/dev/null) || continue; [ -f "$p" ] && ! grep -q "^$mod " /proc/modules && { echo "$mod $p"; break; }; done`)
+	name, path, ok := strings.Cut(strings.TrimSpace(out), " ")
+	require.True(t, ok, "a loadable module to strip: expected one of %v as a module file, not loaded, got none", candidateModules)
+	return name, path
+}
