@@ -288,9 +288,9 @@ func TestNoQEMUAfterSignals(t *testing.T) {
 // TestSignalsAtRandomPoints signals a child that restores a VM and runs commands, at a random
 // moment of its life (during the restore, the refresh, a command), with SIGINT, SIGTERM or
 // SIGKILL: every time, no QEMU of the child's is left and (after the next harness process, for
-// SIGKILL) no private folder. VMTEST_SIGNAL_POINTS sets how many (default 6; 20 in a soak).
+// SIGKILL) no private folder. VMTEST_SIGNAL_POINTS sets how many (default 20).
 func TestSignalsAtRandomPoints(t *testing.T) {
-	points := 6
+	points := 20
 	if v, err := strconv.Atoi(os.Getenv("VMTEST_SIGNAL_POINTS")); err == nil && v > 0 {
 		points = v
 	}
