@@ -210,6 +210,17 @@ type SecureBoot struct {
 	UnsignedModuleRefused *bool `yaml:"unsigned_module_refused"`
 }
 
+// Packages is what the package lifecycle suite checks against a local repository of test
+// packages the harness builds (fixtures/packages).
+type Packages struct {
+	// Manager is the package manager the suite drives: apt, dnf (4), dnf5 or tdnf.
+	Manager string `yaml:"manager"`
+	// GPGCheck: the manager refuses what is not signed by a key it trusts (apt: the
+	// repository's InRelease; RPM managers: each package, gpgcheck), and a package altered
+	// after signing or indexing; or it accepts them.
+	GPGCheck *bool `yaml:"gpgcheck"`
+}
+
 // Profile is one OS release's promises.
 type Profile struct {
 	Name        string     `yaml:"name"`
@@ -227,6 +238,7 @@ type Profile struct {
 	HyperV      HyperV     `yaml:"hyperv"`
 	TPM         TPM        `yaml:"tpm"`
 	SecureBoot  SecureBoot `yaml:"secureboot"`
+	Packages    Packages   `yaml:"packages"`
 	// NotPromised names keys (e.g. "boot.bls_entries") this release does not promise, with the
 	// reason; a check of such a key skips with that reason.
 	NotPromised map[string]string `yaml:"not_promised"`
