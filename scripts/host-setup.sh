@@ -26,6 +26,8 @@ declare -A NEED=(
   [flock]=util-linux
   [isoinfo]=genisoimage
   [swtpm]=swtpm
+  # The package lifecycle suite's RPM repositories (fixtures/packages).
+  [createrepo_c]=createrepo-c
   # The FIPS stand-in builds OpenSSL's FIPS provider from Debian's openssl source.
   [dpkg-source]=dpkg-dev
   [gcc]=gcc
