@@ -138,6 +138,15 @@ func Bracketed(out string) (string, bool) {
 	return "", false
 }
 
+// LastLines returns the last n lines of s (trimmed), for messages that quote a long output.
+func LastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
 // Errors joins non-nil errors into one (nil if none).
 func Errors(errs ...error) error {
 	var msgs []string

@@ -43,3 +43,8 @@ func TestCloudInit(t *testing.T) {
 	assert.Contains(t, err.Error(), `exit code: expected 0, got "2"`)
 	assert.Len(t, cloudInitErrors("errors:\n- a\n- b\nexit=1\n"), 2)
 }
+
+func TestLastLines(t *testing.T) {
+	assert.Equal(t, "b\nc", LastLines("a\nb\nc\n", 2))
+	assert.Equal(t, "a\nb", LastLines("  a\nb \n", 5))
+}

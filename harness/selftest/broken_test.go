@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
 // breakPromises breaks one promise of each suite at once, at the guest's first boot.
@@ -79,7 +81,7 @@ func TestBrokenGuestFailsExactlyTheMatchingChecks(t *testing.T) {
 	}
 	sort.Strings(failed)
 	for _, name := range failed {
-		t.Logf("%s failed as:\n%s", name, lastLines(output[name].String(), 12))
+		t.Logf("%s failed as:\n%s", name, check.LastLines(output[name].String(), 12))
 	}
 	assert.Equal(t, wantBroken, failed, "exactly the checks of the broken promises must fail")
 	for name, want := range map[string]string{
@@ -102,14 +104,6 @@ func hasFailedChild(results map[string]string, name string) bool {
 		}
 	}
 	return false
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }
 
 func moduleRoot(t *testing.T) string {

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	fx "github.com/azl-vmtest/azl-vmtest/fixtures/packages"
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
 // Driver turns each lifecycle step into the manager's guest command. Every command prints the
@@ -86,11 +87,9 @@ func (a apt) CheckUpdate() string {
 func (a apt) Upgrade(pkgs ...string) string {
 	return a.get("install --only-upgrade " + strings.Join(pkgs, " "))
 }
-func (a apt) Downgrade(version string, pkgs ...string) string {
-	return a.get("install --allow-downgrades " + strings.Join(versioned(version, "-1", pkgs), " "))
-}
-func (a apt) Remove(pkgs ...string) string { return a.get("remove " + strings.Join(pkgs, " ")) }
-func (a apt) Purge(pkgs ...string) string  { return a.get("purge " + strings.Join(pkgs, " ")) }
+func (a apt) Downgrade(version string, pkgs ...string) string { return a.Install(version, pkgs...) }
+func (a apt) Remove(pkgs ...string) string                    { return a.get("remove " + strings.Join(pkgs, " ")) }
+func (a apt) Purge(pkgs ...string) string                     { return a.get("purge " + strings.Join(pkgs, " ")) }
 func (apt) Installed(pkg string) string {
 	return "dpkg-query -W -f='${Status} ${Version}\\n' " + pkg + " 2>/dev/null | sed -n 's/^install ok installed //p'"
 }
@@ -152,17 +151,9 @@ func Refused(what string, want bool, pattern string, code int, out string) error
 	matched := regexp.MustCompile(pattern).MatchString(out)
 	switch {
 	case want && (code == 0 || !matched):
-		return fmt.Errorf("%s: expected refused (non-zero exit and /%s/), got exit %d: %q", what, pattern, code, lastLines(out, 6))
+		return fmt.Errorf("%s: expected refused (non-zero exit and /%s/), got exit %d: %q", what, pattern, code, check.LastLines(out, 6))
 	case !want && code != 0:
-		return fmt.Errorf("%s: expected accepted (gpgcheck off), got exit %d: %q", what, code, lastLines(out, 6))
+		return fmt.Errorf("%s: expected accepted (gpgcheck off), got exit %d: %q", what, code, check.LastLines(out, 6))
 	}
 	return nil
-}
-
-func lastLines(s string, n int) string {
-	l := strings.Split(strings.TrimSpace(s), "\n")
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
 }

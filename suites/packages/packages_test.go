@@ -14,6 +14,7 @@ import (
 
 	fx "github.com/azl-vmtest/azl-vmtest/fixtures/packages"
 	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/check"
 )
 
 // repoPort is where the guest reaches the host's repositories (harness.HostServiceIP).
@@ -121,7 +122,7 @@ func useRepo(t *testing.T, m *harness.Machine, d Driver, name string) {
 func run(t *testing.T, m *harness.Machine, cmd string) (string, int) {
 	t.Helper()
 	out, code := m.Output(t, cmd)
-	t.Logf("$ %s\n%s(exit %d)", cmd, lastLines(out, 8)+"\n", code)
+	t.Logf("$ %s\n%s(exit %d)", cmd, check.LastLines(out, 8)+"\n", code)
 	return out, code
 }
 

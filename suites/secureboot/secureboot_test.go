@@ -62,7 +62,7 @@ func TestUnsignedModuleRefused(t *testing.T) {
 	const remote = "/tmp/vmtest-unsigned.ko"
 	// Under SELinux insmod (kmod_t) reads only module files: label the copy as one.
 	label := "sudo chcon -t modules_object_t " + remote + " 2>/dev/null; true"
-	try := "sudo insmod " + remote + " 2>&1; echo insmod_exit=$?; echo loaded=$(grep -c '^" + mod + " ' /proc/modules); sudo rmmod " + mod + " 2>/dev/null; true"
+	try := loadCmd("sudo insmod "+remote, mod)
 
 	// Without Secure Boot the unsigned file loads, unless that kernel enforces signatures anyway.
 	require.NoError(t, m.CopyTo(t.Context(), local, remote, "0644"))
@@ -79,8 +79,14 @@ func TestUnsignedModuleRefused(t *testing.T) {
 	s.MustRun(t, label)
 	out, _ := s.Output(t, try)
 	require.NoError(t, ModuleLoad("unsigned "+mod+" under Secure Boot", refused, out))
-	out, _ = s.Output(t, "sudo modprobe "+mod+" 2>&1; echo insmod_exit=$?; echo loaded=$(grep -c '^"+mod+" ' /proc/modules); sudo rmmod "+mod+" 2>/dev/null; true")
+	out, _ = s.Output(t, loadCmd("sudo modprobe "+mod, mod))
 	require.NoError(t, ModuleLoad("signed "+mod+" under Secure Boot (modprobe)", false, out))
+}
+
+// loadCmd runs load (insmod or modprobe), prints what ModuleLoad reads (its exit code and how
+// often mod is then in /proc/modules) and unloads mod again.
+func loadCmd(load, mod string) string {
+	return load + " 2>&1; echo insmod_exit=$?; echo loaded=$(grep -c '^" + mod + " ' /proc/modules); sudo rmmod " + mod + " 2>/dev/null; true"
 }
 
 // pickModule finds the first candidate module the image has as a file and has not loaded.
