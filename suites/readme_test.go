@@ -22,6 +22,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/suites/hyperv"
 	"github.com/azl-vmtest/azl-vmtest/suites/logging"
 	"github.com/azl-vmtest/azl-vmtest/suites/network"
+	"github.com/azl-vmtest/azl-vmtest/suites/packages"
 	"github.com/azl-vmtest/azl-vmtest/suites/secureboot"
 	"github.com/azl-vmtest/azl-vmtest/suites/selinux"
 	"github.com/azl-vmtest/azl-vmtest/suites/storage"
@@ -37,6 +38,7 @@ var tables = []struct {
 	{"storage", storage.Checks}, {"logging", logging.Checks}, {"agents", agents.Checks},
 	{"hardening", hardening.Checks}, {"selinux", selinux.Checks}, {"fips", fips.Checks},
 	{"hyperv", hyperv.Checks}, {"tpm", tpm.Checks}, {"secureboot", secureboot.Checks},
+	{"packages", packages.Checks},
 }
 
 const begin, end = "<!-- check tables: begin (generated: VMTEST_UPDATE_README=1 go test ./suites/ -run Readme) -->\n", "<!-- check tables: end -->\n"

@@ -213,12 +213,16 @@ type SecureBoot struct {
 // Packages is what the package lifecycle suite checks against a local repository of test
 // packages the harness builds (fixtures/packages).
 type Packages struct {
-	// Manager is the package manager the suite drives: apt, dnf (4), dnf5 or tdnf.
-	Manager string `yaml:"manager"`
+	// Managers are the package managers the image ships (apt, dnf (4), dnf5, tdnf): the suite
+	// runs the whole lifecycle with each.
+	Managers []string `yaml:"managers"`
 	// GPGCheck: the manager refuses what is not signed by a key it trusts (apt: the
 	// repository's InRelease; RPM managers: each package, gpgcheck), and a package altered
 	// after signing or indexing; or it accepts them.
 	GPGCheck *bool `yaml:"gpgcheck"`
+	// Config is the RPM manager's effective main configuration, key -> value as the manager
+	// dumps it (booleans as true/false): e.g. 4.0's 20-azurelinux-defaults.conf.
+	Config map[string]string `yaml:"config"`
 }
 
 // Profile is one OS release's promises.

@@ -5,8 +5,10 @@
 // repository, one signed by a key the guest does not trust and a package altered after signing
 // each refused with the manager's own error and nothing installed.
 //
-// The manager comes from the profile (packages.manager). Drivers: apt (the stand-in). The RPM
-// managers (dnf5 on 4.0, tdnf on 3.0, dnf 4) are to come: the suite skips on them, saying so.
+// The managers come from the profile (packages.managers): each test runs once per manager the
+// image ships. Drivers: apt and dnf (4), both run for real on the stand-in (Debian's dnf and rpm
+// exercise the RPM path: repodata, gpgcheck, repo_gpgcheck, the rpm database, scriptlets,
+// rpm -V). dnf5 (4.0) and tdnf (3.0) are to come: their tests skip, naming the missing driver.
 package packages
 
 import (
@@ -21,19 +23,32 @@ import (
 // Driver turns each lifecycle step into the manager's guest command. Every command prints the
 // manager's own output; the judges below read it.
 type Driver interface {
+	// Name is the manager's name in profiles (packages.managers).
+	Name() string
 	// Format is the package format the manager installs.
 	Format() fx.Format
 	// UseRepo makes url (signed, if at all, by the key at keyPath in the guest) the only
-	// repository the following commands see.
-	UseRepo(url, keyPath string) string
+	// repository the following commands see. repoGPGCheck asks the RPM managers to verify the
+	// repository's metadata signature too (apt always does).
+	UseRepo(url, keyPath string, repoGPGCheck bool) string
 	Refresh() string
 	// Install installs the packages at a version ("" = the newest).
 	Install(version string, pkgs ...string) string
+	// CheckUpdate lists the updates; it exits UpdatesExit when there are some.
 	CheckUpdate() string
+	UpdatesExit() int
 	Upgrade(pkgs ...string) string
 	Downgrade(version string, pkgs ...string) string
+	// HistoryUndo undoes the last transaction ("": the manager keeps no history to undo).
+	HistoryUndo() string
 	Remove(pkgs ...string) string
+	// Purge removes the packages and their configuration (as far as the manager's rules go).
 	Purge(pkgs ...string) string
+	// NewConfig is where an upgrade writes the package's configuration file when the installed
+	// one was edited locally (the edited one stays in place).
+	NewConfig(path string) string
+	// RemovedConfig is where a locally edited configuration file is after a remove.
+	RemovedConfig(path string) string
 	// Installed prints the package's installed version, or nothing.
 	Installed(pkg string) string
 	// Verify checks the installed files against the package database (exit 0 and no output:
@@ -41,75 +56,52 @@ type Driver interface {
 	Verify(pkg string) string
 	// Audit checks the package database for half-installed or broken packages.
 	Audit() string
-	// Errors are the manager's own messages for each refusal.
-	Errors() Refusals
+	// Refusals are what the manager must refuse, each with its own message.
+	Refusals() []Refusal
 }
 
-// Refusals are a manager's messages (regular expressions) for what it must refuse.
-type Refusals struct{ Unsigned, Untrusted, Altered string }
+// Refusal is one thing a manager must refuse: installing from Repo (one of the run's
+// repositories: unsigned, untrusted, altered) is refused at the refresh or at the install,
+// with the manager's message Pattern (a regular expression).
+type Refusal struct {
+	Repo string
+	// RepoGPGCheck: the case asks for the repository's metadata signature to be checked
+	// (refused whatever gpgcheck says: the repository's configuration demands it).
+	RepoGPGCheck bool
+	AtRefresh    bool
+	Pattern      string
+}
 
-// For returns the driver of a profile's packages.manager, or the reason there is none.
+// Name is the refusal's subtest name.
+func (r Refusal) Name() string {
+	if r.RepoGPGCheck {
+		return r.Repo + "-metadata"
+	}
+	return r.Repo
+}
+
+// For returns the driver of a manager named in packages.managers, or the reason there is none.
 func For(manager string) (Driver, string) {
 	switch manager {
 	case "apt":
 		return apt{}, ""
-	case "dnf5", "tdnf", "dnf":
-		return nil, fmt.Sprintf("needs the %s driver: the RPM drivers are not written yet (the stand-in runs apt)", manager)
+	case "dnf":
+		return dnf{}, ""
+	case "dnf5", "tdnf":
+		return nil, fmt.Sprintf("needs the %s driver: not written yet (the stand-in runs apt and dnf 4)", manager)
 	}
-	return nil, fmt.Sprintf("no driver for packages.manager %q (apt, dnf, dnf5, tdnf)", manager)
+	return nil, fmt.Sprintf("no driver for package manager %q (apt, dnf, dnf5, tdnf)", manager)
 }
 
-// apt drives apt-get and dpkg. Its sources are only the run's repository (SourceList set to
-// one file, no SourceParts), so nothing reaches for the image's own mirrors; a changed
-// configuration file is kept and the package's version written beside it (.dpkg-dist), as
-// dpkg does when it may not ask.
-type apt struct{}
-
-const aptList = "/etc/apt/sources.list.d/vmtest.list"
-
-func (apt) Format() fx.Format { return fx.Deb }
-
-func (apt) get(args string) string {
-	return "sudo DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dir::Etc::SourceList=" + aptList +
-		" -o Dir::Etc::SourceParts=- -o APT::Get::List-Cleanup=0 -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold " + args + " 2>&1"
-}
-
-func (apt) UseRepo(url, keyPath string) string {
-	return fmt.Sprintf("echo 'deb [signed-by=%s] %s ./' | sudo tee %s >/dev/null && sudo rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb", keyPath, url, aptList)
-}
-func (a apt) Refresh() string { return a.get("update") }
-func (a apt) Install(version string, pkgs ...string) string {
-	return a.get("install --allow-downgrades " + strings.Join(versioned(version, "-1", pkgs), " "))
-}
-func (a apt) CheckUpdate() string {
-	return "apt list --upgradable -o Dir::Etc::SourceList=" + aptList + " -o Dir::Etc::SourceParts=- 2>/dev/null"
-}
-func (a apt) Upgrade(pkgs ...string) string {
-	return a.get("install --only-upgrade " + strings.Join(pkgs, " "))
-}
-func (a apt) Downgrade(version string, pkgs ...string) string { return a.Install(version, pkgs...) }
-func (a apt) Remove(pkgs ...string) string                    { return a.get("remove " + strings.Join(pkgs, " ")) }
-func (a apt) Purge(pkgs ...string) string                     { return a.get("purge " + strings.Join(pkgs, " ")) }
-func (apt) Installed(pkg string) string {
-	return "dpkg-query -W -f='${Status} ${Version}\\n' " + pkg + " 2>/dev/null | sed -n 's/^install ok installed //p'"
-}
-func (apt) Verify(pkg string) string { return "sudo dpkg --verify " + pkg + " 2>&1" }
-func (apt) Audit() string            { return "sudo dpkg --audit 2>&1" }
-func (apt) Errors() Refusals {
-	return Refusals{
-		Unsigned:  `is not signed`,
-		Untrusted: `NO_PUBKEY|not signed`,
-		Altered:   `Hash Sum mismatch|File has unexpected size|hashes do not match`,
-	}
-}
-
-func versioned(version, release string, pkgs []string) []string {
+// versioned names each package at version-release with the manager's separator (apt "=",
+// dnf "-"); version "" leaves the names bare (the newest).
+func versioned(version, sep, release string, pkgs []string) []string {
 	if version == "" {
 		return pkgs
 	}
 	out := make([]string, len(pkgs))
 	for i, p := range pkgs {
-		out[i] = p + "=" + version + release
+		out[i] = p + sep + version + release
 	}
 	return out
 }

@@ -1,13 +1,16 @@
 package packages
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -30,7 +33,10 @@ func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "vmtest-repos-*")
 	if err == nil {
 		repos = dir
-		err = buildRepos(dir)
+		start := time.Now()
+		if err = buildRepos(context.Background(), dir); err == nil {
+			fmt.Fprintf(os.Stderr, "package fixtures: 32 packages and 8 repositories built in %.1fs\n", time.Since(start).Seconds())
+		}
 	}
 	var addr string
 	var srv *http.Server
@@ -53,10 +59,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildRepos builds the packages for the VM's architecture and four repositories of them:
-// trusted (signed with the key the guest gets), unsigned, untrusted (signed with another key)
-// and altered (signed, then vmtest-hello 1.1 changed after indexing).
-func buildRepos(dir string) error {
+// buildRepos builds the packages for the VM's architecture and, for each format (deb, rpm),
+// four repositories of them under <format>/: trusted (packages and index signed with the key
+// the guest gets), unsigned, untrusted (signed with another key) and altered (vmtest-hello 1.1
+// changed after signing: a deb after indexing, as apt checks the index's hashes; an RPM before
+// indexing, so rpm's own signature and digest checks must catch it).
+func buildRepos(ctx context.Context, dir string) error {
 	cfg, err := harness.ConfigFromEnv()
 	if err != nil {
 		return err
@@ -71,51 +79,94 @@ func buildRepos(dir string) error {
 	if err := os.WriteFile(filepath.Join(dir, "trusted.asc"), trusted.Public, 0o644); err != nil {
 		return err
 	}
-	pool := filepath.Join(dir, "pool")
-	if err := os.MkdirAll(pool, 0o755); err != nil {
-		return err
-	}
-	var debs []string
-	for _, v := range fx.Versions {
-		for _, n := range []string{fx.Hello, fx.HelloData} {
-			p, err := fx.Build(pool, fx.Spec{Name: n, Version: v, Format: fx.Deb, Arch: cfg.Arch.Name})
+	keys := map[string]*fx.Key{"trusted": trusted, "unsigned": nil, "untrusted": other, "altered": trusted}
+	for _, f := range []fx.Format{fx.Deb, fx.RPM} {
+		for name, key := range keys {
+			pool := filepath.Join(dir, "pool", string(f), name)
+			if err := os.MkdirAll(pool, 0o755); err != nil {
+				return err
+			}
+			var pkgs []string
+			for _, v := range fx.Versions {
+				for _, n := range []string{fx.Hello, fx.HelloData} {
+					// debs are never signed themselves: apt checks the repository's signature.
+					s := fx.Spec{Name: n, Version: v, Format: f, Arch: cfg.Arch.Name}
+					if f == fx.RPM {
+						s.Sign = key
+					}
+					p, err := fx.Build(pool, s)
+					if err != nil {
+						return err
+					}
+					pkgs = append(pkgs, p)
+				}
+			}
+			victim := filepath.Join(pool, fx.Spec{Name: fx.Hello, Version: fx.Versions[1], Format: f, Arch: cfg.Arch.Name}.FileName())
+			repo := filepath.Join(dir, string(f), name)
+			if f == fx.RPM && name == "altered" {
+				if err := flipLastByte(victim); err != nil {
+					return err
+				}
+			}
+			if f == fx.Deb {
+				err = fx.AptRepo(repo, pkgs, key)
+			} else {
+				err = fx.RPMRepo(ctx, repo, pkgs, key)
+			}
 			if err != nil {
 				return err
 			}
-			debs = append(debs, p)
+			if f == fx.Deb && name == "altered" {
+				if err := flipLastByte(filepath.Join(repo, filepath.Base(victim))); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	for name, key := range map[string]*fx.Key{"trusted": trusted, "unsigned": nil, "untrusted": other, "altered": trusted} {
-		if err := fx.AptRepo(filepath.Join(dir, name), debs, key); err != nil {
-			return err
-		}
-	}
-	// Altered after signing: the newest vmtest-hello's last byte changes, its index does not.
-	victim := filepath.Join(dir, "altered", fx.Spec{Name: fx.Hello, Version: fx.Versions[1], Format: fx.Deb, Arch: cfg.Arch.Name}.FileName())
-	b, err := os.ReadFile(victim)
+	return nil
+}
+
+// flipLastByte changes a package's last byte (in its compressed payload).
+func flipLastByte(path string) error {
+	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	b[len(b)-1] ^= 0xff
-	return os.WriteFile(victim, b, 0o644)
+	return os.WriteFile(path, b, 0o644)
 }
 
-// driver returns the machine's driver, or skips saying which is missing.
-func driver(t *testing.T, m *harness.Machine) Driver {
-	d, why := For(harness.Want[string](t, m, "packages.manager"))
-	if d == nil {
-		t.Skip(why)
+// TestChecks runs the read-only checks (Checks): one subtest per profile key.
+func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
+
+// eachManager runs f once per manager the profile says the image ships (packages.managers), as
+// a subtest named after it; a manager without a driver skips, naming it.
+func eachManager(t *testing.T, m *harness.Machine, f func(t *testing.T, d Driver)) {
+	for _, name := range harness.Want[[]string](t, m, "packages.managers") {
+		t.Run(name, func(t *testing.T) {
+			d, why := For(name)
+			if d == nil {
+				t.Skip(why)
+			}
+			// Start from nothing the previous manager's run left (the packages of both formats
+			// install the same paths).
+			m.MustRun(t, "sudo rm -rf "+filepath.Dir(fx.Trace)+" "+fx.Config+"*")
+			t.Cleanup(func() {
+				m.Output(t, d.Purge(fx.Hello, fx.HelloData))
+				m.Output(t, "sudo rm -rf "+filepath.Dir(fx.Trace)+" "+fx.Config+"*")
+			})
+			f(t, d)
+		})
 	}
-	return d
 }
 
-// useRepo gives the guest the trusted key and makes repository name the only one.
-func useRepo(t *testing.T, m *harness.Machine, d Driver, name string) {
+// useRepo gives the guest the trusted key and makes the driver's repository name the only one.
+func useRepo(t *testing.T, m *harness.Machine, d Driver, name string, repoGPGCheck bool) {
 	t.Helper()
 	const key = "/etc/vmtest-repo-key.asc"
 	require.NoError(t, m.CopyTo(t.Context(), filepath.Join(repos, "trusted.asc"), "/tmp/vmtest-repo-key.asc", "0644"))
 	m.MustRun(t, "sudo install -m 0644 /tmp/vmtest-repo-key.asc "+key)
-	m.MustRun(t, d.UseRepo(fmt.Sprintf("http://%s:%d/%s/", harness.HostServiceIP, repoPort, name), key))
+	m.MustRun(t, d.UseRepo(fmt.Sprintf("http://%s:%d/%s/%s/", harness.HostServiceIP, repoPort, d.Format(), name), key, repoGPGCheck))
 }
 
 // run runs a step and returns its output and exit code.
@@ -126,93 +177,115 @@ func run(t *testing.T, m *harness.Machine, cmd string) (string, int) {
 	return out, code
 }
 
-// TestLifecycle: install 1.0 (with its dependency), verified clean, its unit started by its
-// scriptlet; 1.1 offered; upgrade keeping a locally edited configuration file; downgrade;
-// remove (program and unit gone) and purge (configuration gone); the database clean.
+// TestLifecycle, with each manager: install 1.0 (with its dependency), verified clean, its unit
+// started by its scriptlet; 1.1 offered; upgrade keeping a locally edited configuration file
+// (the package's written beside it); downgrade; history undo where the manager keeps history;
+// remove (program and unit gone, the edited configuration kept per the manager's rules) and
+// purge (configuration gone); the database clean.
 func TestLifecycle(t *testing.T) {
 	m := vm.Machine(t)
-	d := driver(t, m)
-	useRepo(t, m, d, "trusted")
-	installed := func(pkg, want string) {
-		t.Helper()
-		out, _ := m.Output(t, d.Installed(pkg))
-		require.NoError(t, InstalledVersion(pkg, want, out))
-	}
-	t.Cleanup(func() { m.Output(t, d.Purge(fx.Hello, fx.HelloData)) })
+	eachManager(t, m, func(t *testing.T, d Driver) {
+		useRepo(t, m, d, "trusted", false)
+		installed := func(t *testing.T, pkg, want string) {
+			t.Helper()
+			out, _ := m.Output(t, d.Installed(pkg))
+			require.NoError(t, InstalledVersion(pkg, want, out))
+		}
+		cat := func(path string) string { out, _ := m.Output(t, "sudo cat "+path+" 2>&1"); return out }
 
-	out, code := run(t, m, d.Refresh())
-	require.Equal(t, 0, code, "refreshing the signed repository: %s", out)
-	out, code = run(t, m, d.Install("1.0", fx.Hello, fx.HelloData))
-	require.Equal(t, 0, code, "install 1.0: %s", out)
-	installed(fx.Hello, "1.0")
-	installed(fx.HelloData, "1.0")
-	out, code = run(t, m, d.Verify(fx.Hello))
-	require.NoError(t, Clean("verify "+fx.Hello+" 1.0", code, out))
-	assert.Equal(t, "vmtest-hello 1.0 vmtest-hello-data 1.0", strings.TrimSpace(m.MustRun(t, fx.Program)))
-	state, _ := m.Output(t, "systemctl is-active "+fx.Unit+"; systemctl is-enabled "+fx.Unit)
-	assert.Equal(t, "active\nenabled", strings.TrimSpace(state), "%s after install (its postinstall enables and starts it)", fx.Unit)
-	assert.Contains(t, m.MustRun(t, "cat "+fx.Trace), "postinstall 1.0")
+		out, code := run(t, m, d.Refresh())
+		require.Equal(t, 0, code, "refreshing the signed repository: %s", out)
+		out, code = run(t, m, d.Install("1.0", fx.Hello, fx.HelloData))
+		require.Equal(t, 0, code, "install 1.0: %s", out)
+		installed(t, fx.Hello, "1.0")
+		installed(t, fx.HelloData, "1.0")
+		out, code = run(t, m, d.Verify(fx.Hello))
+		require.NoError(t, Clean("verify "+fx.Hello+" 1.0", code, out))
+		assert.Equal(t, "vmtest-hello 1.0 vmtest-hello-data 1.0", strings.TrimSpace(m.MustRun(t, fx.Program)))
+		state, _ := m.Output(t, "systemctl is-active "+fx.Unit+"; systemctl is-enabled "+fx.Unit)
+		assert.Equal(t, "active\nenabled", strings.TrimSpace(state), "%s after install (its postinstall enables and starts it)", fx.Unit)
+		assert.Contains(t, cat(fx.Trace), "postinstall 1.0")
 
-	out, _ = run(t, m, d.CheckUpdate())
-	require.NoError(t, Upgradable(fx.Hello, "1.1", out))
+		out, code = run(t, m, d.CheckUpdate())
+		require.NoError(t, Upgradable(fx.Hello, "1.1", out))
+		require.Equal(t, d.UpdatesExit(), code, "exit code of %s's check for updates when there are some", d.Name())
 
-	m.MustRun(t, "echo 'greeting=edited locally' | sudo tee -a "+fx.Config)
-	out, code = run(t, m, d.Upgrade(fx.Hello, fx.HelloData))
-	require.Equal(t, 0, code, "upgrade: %s", out)
-	installed(fx.Hello, "1.1")
-	assert.Contains(t, m.MustRun(t, "cat "+fx.Config), "edited locally", "the locally edited %s is kept on upgrade", fx.Config)
-	assert.Contains(t, m.MustRun(t, "cat "+fx.Config+".dpkg-dist"), "vmtest-hello 1.1", "the package's new %s is written beside it", fx.Config)
-	assert.Equal(t, "vmtest-hello 1.1 vmtest-hello-data 1.1", strings.TrimSpace(m.MustRun(t, fx.Program)))
+		m.MustRun(t, "echo 'greeting=edited locally' | sudo tee -a "+fx.Config)
+		out, code = run(t, m, d.Upgrade(fx.Hello, fx.HelloData))
+		require.Equal(t, 0, code, "upgrade: %s", out)
+		installed(t, fx.Hello, "1.1")
+		assert.Contains(t, cat(fx.Config), "edited locally", "the locally edited %s is kept on upgrade", fx.Config)
+		assert.Contains(t, cat(d.NewConfig(fx.Config)), "vmtest-hello 1.1", "the package's new %s is written beside it", fx.Config)
+		assert.Equal(t, "vmtest-hello 1.1 vmtest-hello-data 1.1", strings.TrimSpace(m.MustRun(t, fx.Program)))
 
-	out, code = run(t, m, d.Downgrade("1.0", fx.Hello, fx.HelloData))
-	require.Equal(t, 0, code, "downgrade: %s", out)
-	installed(fx.Hello, "1.0")
-	installed(fx.HelloData, "1.0")
+		out, code = run(t, m, d.Downgrade("1.0", fx.Hello, fx.HelloData))
+		require.Equal(t, 0, code, "downgrade: %s", out)
+		installed(t, fx.Hello, "1.0")
+		installed(t, fx.HelloData, "1.0")
+		current := "1.0"
 
-	out, code = run(t, m, d.Remove(fx.Hello))
-	require.Equal(t, 0, code, "remove: %s", out)
-	installed(fx.Hello, "")
-	_, code = m.Output(t, "test -e "+fx.Program+" || test -e "+fx.UnitPath)
-	assert.NotEqual(t, 0, code, "%s and %s must be gone after remove", fx.Program, fx.UnitPath)
-	assert.Contains(t, m.MustRun(t, "cat "+fx.Trace), "preremove 1.0 remove")
-	out, code = run(t, m, d.Purge(fx.Hello, fx.HelloData))
-	require.Equal(t, 0, code, "purge: %s", out)
-	_, code = m.Output(t, "test -e "+fx.Config)
-	assert.NotEqual(t, 0, code, "%s must be gone after purge", fx.Config)
-	out, code = run(t, m, d.Audit())
-	require.NoError(t, Clean("package database audit", code, out))
+		t.Run("history undo", func(t *testing.T) {
+			cmd := d.HistoryUndo()
+			if cmd == "" {
+				t.Skipf("%s keeps no transaction history to undo", d.Name())
+			}
+			out, code := run(t, m, cmd)
+			require.Equal(t, 0, code, "undo of the downgrade: %s", out)
+			installed(t, fx.Hello, "1.1")
+			installed(t, fx.HelloData, "1.1")
+			current = "1.1"
+		})
+
+		out, code = run(t, m, d.Remove(fx.Hello))
+		require.Equal(t, 0, code, "remove: %s", out)
+		installed(t, fx.Hello, "")
+		_, code = m.Output(t, "test -e "+fx.Program+" || test -e "+fx.UnitPath)
+		assert.NotEqual(t, 0, code, "%s and %s must be gone after remove", fx.Program, fx.UnitPath)
+		state, _ = m.Output(t, "systemctl is-active "+fx.Unit)
+		assert.NotEqual(t, "active", strings.TrimSpace(state), "%s after remove (its preremove stops it)", fx.Unit)
+		assert.Regexp(t, regexp.MustCompile(`(?m)^preremove `+regexp.QuoteMeta(current)+` (remove|0)$`), cat(fx.Trace), "the preremove scriptlet of the removed version ran for a removal")
+		assert.Contains(t, cat(d.RemovedConfig(fx.Config)), "edited locally", "after remove the edited configuration is kept as %s", d.RemovedConfig(fx.Config))
+		out, code = run(t, m, d.Purge(fx.Hello, fx.HelloData))
+		require.Equal(t, 0, code, "purge: %s", out)
+		installed(t, fx.HelloData, "")
+		_, code = m.Output(t, "test -e "+fx.Config)
+		assert.NotEqual(t, 0, code, "%s must be gone after purge", fx.Config)
+		out, code = run(t, m, d.Audit())
+		require.NoError(t, Clean("package database audit", code, out))
+	})
 }
 
-// TestRefusals: with gpgcheck promised, an unsigned repository, one signed by a key the guest
-// does not trust, and a package altered after signing are each refused with the manager's own
-// error, and nothing is installed (gpgcheck off: each is accepted).
+// TestRefusals, with each manager: with gpgcheck promised, an unsigned repository, one signed
+// by a key the guest does not trust, and a package altered after signing are each refused with
+// the manager's own error, and nothing is installed (gpgcheck off: each is accepted). Where the
+// repository asks for repo_gpgcheck, metadata signed by an untrusted key is refused whatever
+// gpgcheck says.
 func TestRefusals(t *testing.T) {
 	m := vm.Machine(t)
-	d := driver(t, m)
-	want := harness.Want[bool](t, m, "packages.gpgcheck")
-	e := d.Errors()
-	for _, c := range []struct{ repo, pattern string }{
-		{"unsigned", e.Unsigned}, {"untrusted", e.Untrusted}, {"altered", e.Altered},
-	} {
-		t.Run(c.repo, func(t *testing.T) {
-			useRepo(t, m, d, c.repo)
-			t.Cleanup(func() { m.Output(t, d.Purge(fx.Hello, fx.HelloData)) })
-			out, code := run(t, m, d.Refresh())
-			if c.repo != "altered" {
-				require.NoError(t, Refused("refresh of the "+c.repo+" repository", want, c.pattern, code, out))
-			} else {
-				require.Equal(t, 0, code, "the altered repository's index is signed: %s", out)
-			}
-			out, code = run(t, m, d.Install("1.1", fx.Hello, fx.HelloData))
-			if c.repo == "altered" {
-				require.NoError(t, Refused("install of a package altered after signing", want, c.pattern, code, out))
-			} else {
-				require.NoError(t, Refused("install from the "+c.repo+" repository", want, ".", code, out))
-			}
-			if want {
-				got, _ := m.Output(t, d.Installed(fx.Hello))
-				require.NoError(t, InstalledVersion(fx.Hello, "", got))
-			}
-		})
-	}
+	eachManager(t, m, func(t *testing.T, d Driver) {
+		gpgcheck := harness.Want[bool](t, m, "packages.gpgcheck")
+		for _, r := range d.Refusals() {
+			t.Run(r.Name(), func(t *testing.T) {
+				want := gpgcheck || r.RepoGPGCheck
+				useRepo(t, m, d, r.Repo, r.RepoGPGCheck)
+				t.Cleanup(func() { m.Output(t, d.Purge(fx.Hello, fx.HelloData)) })
+				out, code := run(t, m, d.Refresh())
+				if r.AtRefresh {
+					require.NoError(t, Refused("refresh of the "+r.Name()+" repository", want, r.Pattern, code, out))
+				} else {
+					require.Equal(t, 0, code, "%s: the %s repository's refresh must succeed (%s refuses at install): %s", d.Name(), r.Repo, d.Name(), out)
+				}
+				out, code = run(t, m, d.Install("1.1", fx.Hello, fx.HelloData))
+				pattern := r.Pattern
+				if r.AtRefresh {
+					pattern = "." // refused already; the install fails for want of the packages
+				}
+				require.NoError(t, Refused("install from the "+r.Name()+" repository", want, pattern, code, out))
+				if want {
+					got, _ := m.Output(t, d.Installed(fx.Hello))
+					require.NoError(t, InstalledVersion(fx.Hello, "", got))
+				}
+			})
+		}
+	})
 }
