@@ -91,9 +91,11 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 }
 
 // IsHostKeyMismatch reports whether err is the pinned-key check failing: the guest is not the
-// one the harness configured (or its key was replaced). It is never retried.
+// one the harness configured (or its key was replaced), or it has no key of the pinned key's
+// type at all. It is never retried.
 func IsHostKeyMismatch(err error) bool {
-	return err != nil && bytes.Contains([]byte(err.Error()), []byte("host key mismatch"))
+	return err != nil && (bytes.Contains([]byte(err.Error()), []byte("host key mismatch")) ||
+		bytes.Contains([]byte(err.Error()), []byte("no common algorithm for host key")))
 }
 
 // Result is a finished command.

@@ -2,7 +2,9 @@ package ssh
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -106,8 +108,15 @@ func TestRunExitCodesAndPinnedKey(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 2*time.Second)
 
-	// Another host key is refused, never accepted.
+	// Another host key is refused, never accepted; so is a key of a type the server lacks.
 	_, err = Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: signer(t).PublicKey()})
+	require.Error(t, err)
+	assert.True(t, IsHostKeyMismatch(err), "%v", err)
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	epub, err := gossh.NewPublicKey(&ek.PublicKey)
+	require.NoError(t, err)
+	_, err = Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: epub})
 	require.Error(t, err)
 	assert.True(t, IsHostKeyMismatch(err), "%v", err)
 }
