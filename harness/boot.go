@@ -124,7 +124,7 @@ func (m *Machine) guestLogs(ctx context.Context) (dmesg ssh.Result, denials *ssh
 func (m *Machine) checkConsole(t testing.TB, from int) {
 	t.Helper()
 	expected := m.takeExpected()
-	if hits := console.Scan(m.console.Lines(from), console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
+	if hits := console.Scan(m.consoleLines(from), console.Checks, m.cfg.AllowConsole...); len(hits) > 0 {
 		t.Error(console.Report("serial console", hits, 20))
 	}
 	if m.Dead() != nil || m.sshClient() == nil {

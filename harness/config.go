@@ -58,6 +58,8 @@ type Config struct {
 	SkipReady bool
 	// Restore lets machines start from saved booted states (VMTEST_RESTORE, default on).
 	Restore bool
+	// Target is where machines come from (VMTEST_TARGET): local QEMU or an existing machine.
+	Target Target
 	// FreshBoot makes this machine boot from its firmware (WithFreshBoot).
 	FreshBoot bool
 	// TPM gives the guest a TPM 2.0 (swtpm; WithTPM).
@@ -191,6 +193,9 @@ func ConfigFromEnv() (Config, error) {
 	setup()
 	c := Config{Accel: "auto", MemoryMB: 2048, CPUs: 2, Keep: KeepFailed, User: "azlvmtest", Restore: true}
 	var err error
+	if c.Target, err = targetFromEnv(); err != nil {
+		return c, err
+	}
 	archName := os.Getenv("VMTEST_ARCH")
 	if archName == "" {
 		c.Arch, err = arch.Host()

@@ -25,6 +25,7 @@ const (
 // serial is id, so the guest finds it by serial (lsblk -o SERIAL). The test's cleanup detaches it
 // if the test did not (a failed assertion must not leak a hot-plug slot into later tests).
 func (m *Machine) AttachDisk(t testing.TB, id, bus string, sizeMB int) {
+	m.Require(t, PowerQMP)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testContext(t), time.Minute)
 	defer cancel()
@@ -95,6 +96,7 @@ func (m *Machine) attachDisk(ctx context.Context, id, bus string, sizeMB int) er
 // DetachDisk hot-unplugs a disk AttachDisk added and waits until QEMU has released it (the
 // guest acknowledged the removal).
 func (m *Machine) DetachDisk(t testing.TB, id string) {
+	m.Require(t, PowerQMP)
 	t.Helper()
 	ctx, cancel := context.WithTimeout(testContext(t), 2*time.Minute)
 	defer cancel()

@@ -96,6 +96,9 @@ func inspectImage(ctx context.Context, cfg Config) (qemu.ImageInfo, error) {
 // allows one (see restore.go), else booted. On error the returned Machine (if not nil) still
 // owns a QEMU process and must be closed after artifacts are taken.
 func start(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
+	if cfg.Target.Kind == TargetSSH {
+		return connect(ctx, cfg, name, logf)
+	}
 	info, err := inspectImage(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -400,6 +403,9 @@ func (m *Machine) User() string { return m.cfg.User }
 
 // Dead returns why the guest can no longer answer (fatal console sign or QEMU gone), or nil.
 func (m *Machine) Dead() error {
+	if m.console == nil { // an ssh target: nothing but SSH tells
+		return nil
+	}
 	if err := m.console.FatalError(); err != nil {
 		return err
 	}
@@ -454,13 +460,13 @@ func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFun
 			select {
 			case <-ctx.Done():
 				return
-			case <-m.console.Fatal():
+			case <-m.consoleFatal():
 				cancel(errors.New("the guest died (console)"))
 				return
-			case <-m.inst.Exited():
+			case <-m.qemuExited():
 				cancel(errors.New("QEMU exited"))
 				return
-			case <-m.inst.QMP.Panicked():
+			case <-m.guestPanicked():
 				cancel(errors.New("the guest panicked"))
 				return
 			case <-tick.C:
@@ -478,8 +484,10 @@ func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFun
 func (m *Machine) heartbeat(ctx context.Context, answered *time.Time) error {
 	hctx, cancel := context.WithTimeout(ctx, HeartbeatEvery)
 	defer cancel()
-	if st, err := m.inst.QMP.QueryStatus(hctx); err == nil && !st.Running {
-		return fmt.Errorf("the guest stopped running (QEMU status %q)", st.Status)
+	if m.inst != nil {
+		if st, err := m.inst.QMP.QueryStatus(hctx); err == nil && !st.Running {
+			return fmt.Errorf("the guest stopped running (QEMU status %q)", st.Status)
+		}
 	}
 	c := m.sshClient()
 	if c == nil || c.Alive(hctx) == nil { // no connection yet (a boot): nothing to ask
@@ -532,9 +540,9 @@ func (m *Machine) Run(ctx context.Context, cmd string) (ssh.Result, error) {
 		// A lost connection is often the first sign of a dying guest: give QEMU's exit or the
 		// console's panic line a moment to arrive so the error says why.
 		select {
-		case <-m.inst.Exited():
-		case <-m.console.Fatal():
-		case <-m.inst.QMP.Panicked():
+		case <-m.qemuExited():
+		case <-m.consoleFatal():
+		case <-m.guestPanicked():
 		case <-time.After(2 * time.Second):
 		}
 		if d := m.Dead(); d != nil {

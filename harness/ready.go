@@ -156,6 +156,10 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 			if debugSSH {
 				stderrLog("vm %s: +%.2fs SSH attempt: %v", m.name, time.Since(m.started).Seconds(), r.err)
 			}
+			if m.inst == nil && (ssh.IsHostKeyMismatch(r.err) || strings.Contains(r.err.Error(), "unable to authenticate")) {
+				// An existing machine (ssh target): no seed is on its way to fix either.
+				return fmt.Errorf("%w (check VMTEST_SSH_HOST_KEY and VMTEST_SSH_KEY)", r.err)
+			}
 			if ssh.IsHostKeyMismatch(r.err) {
 				// A guest may briefly run sshd with a generated key before cloud-init installs
 				// ours; a mismatch that persists means the seed was not applied.
@@ -176,7 +180,7 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 			if lastErr == nil {
 				lastErr = gctx.Err()
 			}
-			return fmt.Errorf("no SSH login within the boot timeout (%s; VMTEST_BOOT_TIMEOUT): last error: %v\nconsole tail:\n%s", m.cfg.BootTimeout, lastErr, m.console.Tail(30))
+			return fmt.Errorf("no SSH login within the boot timeout (%s; VMTEST_BOOT_TIMEOUT): last error: %v\nconsole tail:\n%s", m.cfg.BootTimeout, lastErr, m.consoleTail(30))
 		}
 		if d := m.Dead(); d != nil {
 			return fmt.Errorf("guest died while waiting for SSH: %w", d)

@@ -64,7 +64,7 @@ func (s *Shared) Machine(t *testing.T) *Machine {
 	}
 	// Each test answers for the console and kernel log of its own time. What the boot printed
 	// is the boot suite's to judge (TestNoConsoleTrouble), once, not the first test's here.
-	from := s.m.console.Len()
+	from := s.m.consoleLen()
 	s.m.setLog(t.Logf)
 	t.Cleanup(func() {
 		s.m.checkConsole(t, from)

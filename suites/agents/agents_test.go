@@ -23,6 +23,7 @@ func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 // TestUserDataApplied: what the harness injected is what the guest runs with.
 func TestUserDataApplied(t *testing.T) {
 	m := vm.Machine(t)
+	m.Require(t, harness.PowerSeed)
 	var ud map[string]any
 	require.NoError(t, yaml.Unmarshal(m.UserData(), &ud))
 	require.NoError(t, check.Equal("hostname", ud["hostname"].(string), m.MustRun(t, "hostname")))

@@ -49,6 +49,7 @@ func TestUnlistedPortBlockedUntilOpened(t *testing.T) {
 	blocks := harness.Want[bool](t, vm.Machine(t), "firewall.blocks_unlisted_inbound")
 	svc := harness.Want[string](t, vm.Machine(t), "firewall.service")
 	m := harness.Boot(t, opts...) // its own VM: the test opens a port
+	m.Require(t, harness.PowerHostNetwork)
 	probe := m.InstallProbe(t)
 	token := fmt.Sprintf("azl-vmtest-guest-%d", time.Now().UnixNano())
 	unit := "vmtest-listen-" + fmt.Sprint(unlistedPort)
@@ -81,6 +82,7 @@ func TestUnlistedPortBlockedUntilOpened(t *testing.T) {
 // outbound on its own; this proves the firewall's policy allows it).
 func TestOutboundAllowed(t *testing.T) {
 	m := vm.Machine(t)
+	m.Require(t, harness.PowerHostNetwork)
 	svc := harness.Want[string](t, m, "firewall.service")
 	state, _ := m.Output(t, "systemctl is-active "+svc)
 	require.NoError(t, ServiceActive(svc, state), "the firewall must be up while outbound is checked")

@@ -24,6 +24,7 @@ func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 // (cloud-init's ds-identify, waagent's condition).
 func TestDetectVirtNamesTheHypervisor(t *testing.T) {
 	m := vm.Machine(t)
+	m.Require(t, harness.PowerAccelerator)
 	out, _ := m.Output(t, "systemd-detect-virt")
 	require.NoError(t, DetectVirt(m.Accelerator(), out))
 }

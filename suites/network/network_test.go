@@ -46,6 +46,7 @@ func TestDefaultRoute(t *testing.T) {
 
 func TestOutboundTCP(t *testing.T) {
 	m := vm.Machine(t)
+	m.Require(t, harness.PowerHostNetwork)
 	want := harness.Want[bool](t, m, "network.outbound")
 	probe := m.InstallProbe(t)
 	out, code := m.Output(t, fmt.Sprintf("%s connect %s:%d 10", probe, harness.HostServiceIP, hostServicePort))

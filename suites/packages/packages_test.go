@@ -142,6 +142,7 @@ func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 // eachManager runs f once per manager the profile says the image ships (packages.managers), as
 // a subtest named after it; a manager without a driver skips, naming it.
 func eachManager(t *testing.T, m *harness.Machine, f func(t *testing.T, d Driver)) {
+	m.Require(t, harness.PowerHostNetwork) // the repositories are served from the host
 	for _, name := range harness.Want[[]string](t, m, "packages.managers") {
 		t.Run(name, func(t *testing.T) {
 			d, why := For(name)

@@ -48,6 +48,7 @@ var candidateModules = []string{"dummy", "veth", "ifb", "vcan"}
 // module loading itself works).
 func TestUnsignedModuleRefused(t *testing.T) {
 	m := plain.Machine(t)
+	m.Require(t, harness.PowerVirtHardware)
 	refused := harness.Want[bool](t, m, "secureboot.unsigned_module_refused")
 	if on, err := profile.Get[bool](m.Profile(), "secureboot.enabled"); err != nil || !on {
 		t.Skipf("needs an image that boots under Secure Boot: profile %s says secureboot.enabled is not true", m.Profile().Name)
