@@ -316,3 +316,12 @@ func Open(ctx context.Context, name string, opts ...Option) (*Machine, error) {
 	}
 	return m, err
 }
+
+// ConsoleLog is the file the serial console is recorded to ("" on a target without one). It
+// lives in the machine's private folder: gone once the machine is closed.
+func (m *Machine) ConsoleLog() string {
+	if m.console == nil {
+		return ""
+	}
+	return filepath.Join(m.dir, "console.log")
+}
