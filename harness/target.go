@@ -166,10 +166,13 @@ func (m *Machine) Require(t testing.TB, p Power) {
 // Target is where the machine came from.
 func (m *Machine) Target() Target { return m.cfg.Target }
 
-// connect reaches the ssh target's machine: it must answer within the boot timeout (it may be
-// rebooting), present the pinned host key and accept the key; then the harness waits until
-// systemd is done, reads the architecture and picks the profile from os-release. Nothing is
-// booted, seeded or saved: the machine is the user's.
+// ConnectTimeout bounds the first login to an ssh target's machine.
+var ConnectTimeout = 90 * time.Second
+
+// connect reaches the ssh target's machine: it must answer within ConnectTimeout, present the
+// pinned host key and accept the key; then the harness waits until systemd is done, reads the
+// architecture and picks the profile from os-release. Nothing is booted, seeded or saved: the
+// machine is the user's.
 func connect(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
 	dir, lock, err := newPrivateDir(name)
 	if err != nil {
@@ -188,10 +191,13 @@ func connect(ctx context.Context, cfg Config, name string, logf func(string, ...
 	m.userKey = &cloudinit.KeyPair{Signer: t.signer, PublicLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(t.signer.PublicKey())))}
 	m.sshCfg = ssh.Config{Addr: t.Addr, User: t.User, Signer: t.signer, HostKey: t.HostKey}
 	m.log("vm %s: target %s (an existing machine: no QEMU, console, seed or saved state)", name, t)
+	// A reboot is bounded by the boot timeout (6 min unless VMTEST_BOOT_TIMEOUT: a TCG guest
+	// or an Azure VM can take minutes); the first login by ConnectTimeout, as the machine
+	// should already be up: a wrong address fails in seconds, not minutes.
 	if cfg.BootTimeout == 0 {
-		m.cfg.BootTimeout = 2 * time.Minute
+		m.cfg.BootTimeout = 6 * time.Minute
 	}
-	cctx, cancel := context.WithTimeout(ctx, m.cfg.BootTimeout)
+	cctx, cancel := context.WithTimeout(ctx, min(ConnectTimeout, m.cfg.BootTimeout))
 	defer cancel()
 	if err := m.dialSSH(cctx); err != nil {
 		m.Close()
