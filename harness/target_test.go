@@ -34,6 +34,18 @@ func keyFiles(t *testing.T) (keyFile, hostLine, otherLine string) {
 	return keyFile, line(), line()
 }
 
+// sshTarget sets the ssh target's variables for target with fresh keys and reads them back.
+func sshTarget(t *testing.T, target string) (tg Target, key, host, other string) {
+	t.Helper()
+	key, host, other = keyFiles(t)
+	t.Setenv("VMTEST_TARGET", target)
+	t.Setenv("VMTEST_SSH_KEY", key)
+	t.Setenv("VMTEST_SSH_HOST_KEY", host)
+	tg, err := targetFromEnv()
+	require.NoError(t, err)
+	return tg, key, host, other
+}
+
 func TestTargetDefaultIsQEMU(t *testing.T) {
 	for _, v := range []string{"", "qemu"} {
 		t.Setenv("VMTEST_TARGET", v)
@@ -44,12 +56,7 @@ func TestTargetDefaultIsQEMU(t *testing.T) {
 }
 
 func TestTargetSSH(t *testing.T) {
-	key, host, other := keyFiles(t)
-	t.Setenv("VMTEST_TARGET", "ssh://azureuser@10.1.2.3:2222")
-	t.Setenv("VMTEST_SSH_KEY", key)
-	t.Setenv("VMTEST_SSH_HOST_KEY", host)
-	tg, err := targetFromEnv()
-	require.NoError(t, err)
+	tg, _, host, other := sshTarget(t, "ssh://azureuser@10.1.2.3:2222")
 	assert.Equal(t, "10.1.2.3:2222", tg.Addr)
 	assert.Equal(t, "azureuser", tg.User)
 	assert.Equal(t, host, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(tg.HostKey))))
@@ -60,7 +67,7 @@ func TestTargetSSH(t *testing.T) {
 	kh := filepath.Join(t.TempDir(), "known_hosts")
 	require.NoError(t, os.WriteFile(kh, []byte("other.example.com "+other+"\nvm.example.com "+host+"\n"), 0o644))
 	t.Setenv("VMTEST_SSH_HOST_KEY", kh)
-	tg, err = targetFromEnv()
+	tg, err := targetFromEnv()
 	require.NoError(t, err)
 	assert.Equal(t, "vm.example.com:22", tg.Addr)
 	assert.Equal(t, host, strings.TrimSpace(string(gossh.MarshalAuthorizedKey(tg.HostKey))))
@@ -100,12 +107,7 @@ func TestTargetMistakesNameTheFix(t *testing.T) {
 }
 
 func TestRequireSkipsNamingThePowerAndTarget(t *testing.T) {
-	key, host, _ := keyFiles(t)
-	t.Setenv("VMTEST_TARGET", "ssh://u@10.1.2.3:2222")
-	t.Setenv("VMTEST_SSH_KEY", key)
-	t.Setenv("VMTEST_SSH_HOST_KEY", host)
-	tg, err := targetFromEnv()
-	require.NoError(t, err)
+	tg, _, _, _ := sshTarget(t, "ssh://u@10.1.2.3:2222")
 	m := &Machine{cfg: Config{Target: tg}}
 	for _, p := range []Power{PowerConsole, PowerQMP, PowerHostNetwork, PowerSeed, PowerVirtHardware, PowerAccelerator} {
 		assert.False(t, m.Has(p))
