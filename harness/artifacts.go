@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+	"github.com/azl-vmtest/azl-vmtest/harness/timeline"
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
 // saveArtifacts writes what is needed to debug the machine to dst: the console log, QEMU's argv,
-// the user-data, the boot stages and, if the guest still answers, its journal, cloud-init log
-// and kernel log. Pipelines upload artifacts: no private key is ever written (the user-data's
-// host key is redacted; the test user's key stays in the VM's private folder).
+// the user-data, the boot stages (text and a timeline picture) and, if the guest still answers,
+// its journal, cloud-init log, kernel log and boot chart (systemd-analyze plot). Pipelines
+// upload artifacts: no private key is ever written (the user-data's host key is redacted; the
+// test user's key stays in the VM's private folder).
 func (m *Machine) saveArtifacts(dst string) error {
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
@@ -36,6 +38,9 @@ func (m *Machine) saveArtifacts(dst string) error {
 	}
 	write("user-data", string(m.userData), 0o644)
 	write("boot-stages.txt", m.Stages.String()+"\n", 0o644)
+	if m.inst != nil {
+		write("boot-stages.svg", string(timeline.SVG("vm "+m.name+": the harness's stages", m.Stages.Marks())), 0o644)
+	}
 	if m.sshClient() != nil && m.Dead() == nil {
 		logErrs := readArtifactLogs(m.Run, artifactLogTimeout, func(name, content string) { write(name, content, 0o644) })
 		errs = append(errs, logErrs...)
@@ -48,6 +53,7 @@ var artifactLogs = []struct{ file, cmd string }{
 	{"journal.txt", "sudo journalctl -b --no-pager -o short-monotonic"},
 	{"cloud-init.log", "sudo cat /var/log/cloud-init.log"},
 	{"dmesg.txt", "sudo dmesg"},
+	{"boot-chart.svg", "systemd-analyze plot"}, // the guest's own view of its boot, as a picture
 }
 
 // artifactLogTimeout bounds each log read.

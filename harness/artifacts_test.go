@@ -78,6 +78,8 @@ func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 			return ssh.Result{ExitCode: -1}, ctx.Err()
 		case strings.Contains(cmd, "cloud-init.log"):
 			return ssh.Result{ExitCode: 1, Stderr: []byte("cat: /var/log/cloud-init.log: No such file or directory\n")}, nil
+		case strings.Contains(cmd, "systemd-analyze plot"):
+			return ssh.Result{Stdout: []byte("<svg/>\n")}, nil
 		}
 		return ssh.Result{Stdout: []byte("[    0.000000] Linux version 6.1\n")}, nil
 	}
@@ -88,5 +90,5 @@ func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 	require.Len(t, errs, 2)
 	assert.EqualError(t, errs[0], "journal.txt: the guest did not send it within 200ms")
 	assert.Contains(t, errs[1].Error(), `cloud-init.log: "sudo cat /var/log/cloud-init.log" exited 1: cat: /var/log/cloud-init.log: No such file or directory`)
-	assert.Equal(t, map[string]string{"dmesg.txt": "[    0.000000] Linux version 6.1\n"}, written, "the log after the slow one is still written")
+	assert.Equal(t, map[string]string{"dmesg.txt": "[    0.000000] Linux version 6.1\n", "boot-chart.svg": "<svg/>\n"}, written, "the logs after the slow one are still written")
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+	"github.com/azl-vmtest/azl-vmtest/harness/timeline"
 )
 
 // BootStages are offsets from QEMU's start. Kernel and SSHDActive are derived from the guest's
@@ -28,6 +29,15 @@ type BootStages struct {
 	ReadinessGap time.Duration
 	// RoundTrip is one trivial command's round trip on the kept connection.
 	RoundTrip time.Duration
+}
+
+// Marks are the stages in order, for the timeline picture (timeline.SVG).
+func (b BootStages) Marks() []timeline.Mark {
+	if b.Restore > 0 {
+		return []timeline.Mark{{Name: "QEMU up", At: b.QEMU}, {Name: "state restored", At: b.Restore}, {Name: "SSH", At: b.SSH}, {Name: "ready", At: b.Ready}}
+	}
+	return []timeline.Mark{{Name: "QEMU up", At: b.QEMU}, {Name: "firmware", At: b.Firmware}, {Name: "kernel", At: b.Kernel},
+		{Name: "sshd active", At: b.SSHDActive}, {Name: "SSH", At: b.SSH}, {Name: "cloud-init", At: b.CloudInit}, {Name: "ready", At: b.Ready}}
 }
 
 func (b BootStages) String() string {
