@@ -149,12 +149,13 @@ func eachManager(t *testing.T, m *harness.Machine, f func(t *testing.T, d Driver
 			if d == nil {
 				t.Skip(why)
 			}
-			// Start from nothing the previous manager's run left (the packages of both formats
-			// install the same paths).
-			m.MustRun(t, "sudo rm -rf "+filepath.Dir(fx.Trace)+" "+fx.Config+"*")
+			// Start from nothing the previous manager's run left, and leave nothing (the
+			// packages of both formats install the same paths).
+			scrub := "sudo rm -rf " + filepath.Dir(fx.Trace) + " " + fx.Config + "*"
+			m.MustRun(t, scrub)
 			t.Cleanup(func() {
 				m.Output(t, d.Purge(fx.Hello, fx.HelloData))
-				m.Output(t, "sudo rm -rf "+filepath.Dir(fx.Trace)+" "+fx.Config+"*")
+				m.Output(t, scrub)
 			})
 			f(t, d)
 		})
