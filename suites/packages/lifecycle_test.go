@@ -1,6 +1,8 @@
 package packages
 
 import (
+	"os/exec"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -8,16 +10,11 @@ import (
 )
 
 func TestUnitDriverChoice(t *testing.T) {
-	for m, format := range map[string]string{"apt": "deb", "dnf": "rpm"} {
+	for m, format := range map[string]string{"apt": "deb", "dnf": "rpm", "dnf5": "rpm", "tdnf": "rpm"} {
 		d, why := For(m)
 		require.NotNil(t, d, why)
 		assert.Equal(t, format, string(d.Format()))
 		assert.Equal(t, m, d.Name())
-	}
-	for _, m := range []string{"dnf5", "tdnf"} {
-		d, why := For(m)
-		assert.Nil(t, d)
-		assert.Contains(t, why, "needs the "+m+" driver")
 	}
 	_, why := For("pacman")
 	assert.Contains(t, why, `no driver for package manager "pacman"`)
@@ -33,20 +30,47 @@ func TestUnitAptCommandsSeeOnlyTheRunsRepository(t *testing.T) {
 	assert.Contains(t, a.UseRepo("http://10.0.2.100:8080/deb/trusted/", "/etc/k.asc", false), "deb [signed-by=/etc/k.asc] http://10.0.2.100:8080/deb/trusted/ ./")
 }
 
-func TestUnitDnfCommandsSeeOnlyTheRunsRepository(t *testing.T) {
-	var d dnf
-	for _, c := range []string{d.Refresh(), d.Install("1.0", "x"), d.CheckUpdate(), d.Upgrade("x"), d.Downgrade("1.0", "x"), d.HistoryUndo(), d.Remove("x"), d.Purge("x")} {
-		assert.Contains(t, c, "--disablerepo='*' --enablerepo=vmtest")
+func TestUnitRPMCommandsSeeOnlyTheRunsRepository(t *testing.T) {
+	for _, tc := range []struct {
+		d              rpmDriver
+		only           string
+		check, history string
+		exit           int
+	}{
+		{dnf4, "sudo dnf -y --disablerepo='*' --enablerepo=vmtest ", "check-update", "history undo last", 100},
+		{dnf5, "sudo dnf5 -y --repo=vmtest ", "check-upgrade", "history undo last", 100},
+		{tdnf, "sudo tdnf -y --repo=vmtest ", "-j check-update", `history undo --from "$(sudo tdnf history init`, 0},
+	} {
+		d := tc.d
+		for _, c := range []string{d.Refresh(), d.Install("1.0", "x"), d.CheckUpdate(), d.Upgrade("x"), d.Downgrade("1.0", "x"), d.HistoryUndo(), d.Remove("x"), d.Purge("x")} {
+			assert.Contains(t, c, tc.only, d.name)
+		}
+		assert.Contains(t, d.CheckUpdate(), tc.only+tc.check)
+		assert.Equal(t, tc.exit, d.UpdatesExit(), d.name)
+		assert.Contains(t, d.HistoryUndo(), tc.only+tc.history)
+		assert.Contains(t, d.Install("1.0", "vmtest-hello", "vmtest-hello-data"), "install vmtest-hello-1.0 vmtest-hello-data-1.0")
+		assert.Contains(t, d.Downgrade("1.0", "vmtest-hello"), "downgrade vmtest-hello-1.0")
+		repo := d.UseRepo("http://10.0.2.100:8080/rpm/trusted/", "/etc/k.asc", false)
+		assert.Contains(t, repo, `baseurl=http://10.0.2.100:8080/rpm/trusted/\ngpgkey=file:///etc/k.asc`)
+		assert.NotContains(t, repo, "gpgcheck=", "the image's own gpgcheck and repo_gpgcheck decide")
+		assert.Contains(t, repo, "skip_if_unavailable=0")
+		assert.Contains(t, d.UseRepo("http://h/", "/k", true), `repo_gpgcheck=1\n`)
+		assert.Equal(t, "/etc/vmtest-hello.conf.rpmnew", d.NewConfig("/etc/vmtest-hello.conf"))
+		assert.Equal(t, "/etc/vmtest-hello.conf.rpmsave", d.RemovedConfig("/etc/vmtest-hello.conf"))
+		assert.Contains(t, d.Audit(), "sudo rpmdb --verifydb")
 	}
-	assert.Contains(t, d.Install("1.0", "vmtest-hello", "vmtest-hello-data"), "install vmtest-hello-1.0 vmtest-hello-data-1.0")
-	assert.Contains(t, d.Downgrade("1.0", "vmtest-hello"), "downgrade vmtest-hello-1.0")
-	repo := d.UseRepo("http://10.0.2.100:8080/rpm/trusted/", "/etc/k.asc", false)
-	assert.Contains(t, repo, `baseurl=http://10.0.2.100:8080/rpm/trusted/\ngpgkey=file:///etc/k.asc`)
-	assert.NotContains(t, repo, "gpgcheck=", "the image's own gpgcheck and repo_gpgcheck decide")
-	assert.Contains(t, repo, "skip_if_unavailable=0")
-	assert.Contains(t, d.UseRepo("http://h/", "/k", true), `repo_gpgcheck=1\n`)
-	assert.Equal(t, "/etc/vmtest-hello.conf.rpmnew", d.NewConfig("/etc/vmtest-hello.conf"))
-	assert.Equal(t, "/etc/vmtest-hello.conf.rpmsave", d.RemovedConfig("/etc/vmtest-hello.conf"))
+}
+
+// The tdnf history command picks the last transaction of `tdnf history list` (format from
+// tools/cli/lib/api.c: "ID   cmd line  date/time  +add / -rem", then "%4d ..." rows).
+func TestUnitTdnfHistoryPicksTheLastTransaction(t *testing.T) {
+	list := "ID   cmd line                                 date/time             +add  / -rem\n   1 (set)                                    2026-11-28 08:00:00   +312  / -0   \n   2 install -y vmtest-hello-1.0              2026-11-28 08:01:00   +2    / -0   \n  13 upgrade -y vmtest-hello                  2026-11-28 08:02:00   +2    / -2   \n"
+	cmd := exec.Command("awk", `$1 ~ /^[0-9]+$/ {id=$1} END {print id}`)
+	cmd.Stdin = strings.NewReader(list)
+	got, err := cmd.Output()
+	require.NoError(t, err)
+	assert.Equal(t, "13", strings.TrimSpace(string(got)))
+	assert.Contains(t, tdnf.HistoryUndo(), `awk '$1 ~ /^[0-9]+$/ {id=$1} END {print id}'`, "the command tested here is the driver's")
 }
 
 func TestUnitInstalledVersion(t *testing.T) {
@@ -101,28 +125,52 @@ func TestUnitRefused(t *testing.T) {
 	assert.ErrorContains(t, Refused("refresh", false, e.Unsigned, 100, unsigned), "expected accepted (gpgcheck off), got exit 100")
 }
 
-func TestUnitDnfRefused(t *testing.T) {
-	d := dnf{}
-	// Recorded from Debian 12's dnf 4.14 on the stand-in (x86-64), gpgcheck=True.
-	unsigned := "Package vmtest-hello-1.1-1.x86_64.rpm is not signed\nPackage vmtest-hello-data-1.1-1.x86_64.rpm is not signed\nThe downloaded packages were saved in cache until the next successful transaction.\nYou can remove cached packages by executing 'dnf clean packages'.\nError: GPG check FAILED\n"
-	untrusted := "The GPG keys listed for the \"azl-vmtest package fixtures\" repository are already installed but they are not correct for this package.\nCheck that the correct key URLs are configured for this repository.. Failing package is: vmtest-hello-1.1-1.x86_64\n GPG Keys are configured as: file:///etc/vmtest-repo-key.asc\nPublic key for vmtest-hello-data-1.1-1.x86_64.rpm is not installed. Failing package is: vmtest-hello-data-1.1-1.x86_64\nError: GPG check FAILED\n"
-	altered := "Problem opening package vmtest-hello-1.1-1.x86_64.rpm\nThe downloaded packages were saved in cache until the next successful transaction.\nError: GPG check FAILED\n"
-	metadata := "Error: Failed to download metadata for repo 'vmtest': repomd.xml GPG signature verification error: Bad GPG signature\n"
-	for name, out := range map[string]string{"unsigned": unsigned, "untrusted": untrusted, "altered": altered, "untrusted-metadata": metadata} {
-		r := refusal(t, d, name)
-		require.NoError(t, Refused(name, true, r.Pattern, 1, out), name)
-		// Each pattern names its own reason: another refusal's output does not satisfy it.
-		for other, o := range map[string]string{"unsigned": unsigned, "untrusted": untrusted, "altered": altered, "untrusted-metadata": metadata} {
-			if other != name {
-				assert.Error(t, Refused(name, true, r.Pattern, 1, o), "%s's pattern must not match the %s output", name, other)
+// refusals are each RPM manager's output for each case. dnf 4's were recorded on the stand-in
+// (Debian 12's dnf 4.14, gpgcheck=True); dnf5's and tdnf's are composed from the format
+// strings in their sources (dnf5 5.4.4.0: libdnf5/base/transaction.cpp,
+// libdnf5/rpm/rpm_signature.cpp, libdnf5/repo/repo.cpp; tdnf: tools/cli/main.c "Error(%u) : %s",
+// client/defines.h, include/tdnferror.h, plugins/repogpgcheck) with the run's names filled in.
+var refusals = map[string]map[string]string{
+	"dnf": {
+		"unsigned":           "Package vmtest-hello-1.1-1.x86_64.rpm is not signed\nPackage vmtest-hello-data-1.1-1.x86_64.rpm is not signed\nThe downloaded packages were saved in cache until the next successful transaction.\nYou can remove cached packages by executing 'dnf clean packages'.\nError: GPG check FAILED\n",
+		"untrusted":          "The GPG keys listed for the \"azl-vmtest package fixtures\" repository are already installed but they are not correct for this package.\nCheck that the correct key URLs are configured for this repository.. Failing package is: vmtest-hello-1.1-1.x86_64\n GPG Keys are configured as: file:///etc/vmtest-repo-key.asc\nPublic key for vmtest-hello-data-1.1-1.x86_64.rpm is not installed. Failing package is: vmtest-hello-data-1.1-1.x86_64\nError: GPG check FAILED\n",
+		"altered":            "Problem opening package vmtest-hello-1.1-1.x86_64.rpm\nThe downloaded packages were saved in cache until the next successful transaction.\nError: GPG check FAILED\n",
+		"untrusted-metadata": "Error: Failed to download metadata for repo 'vmtest': repomd.xml GPG signature verification error: Bad GPG signature\n",
+	},
+	"dnf5": {
+		"unsigned":           "OpenPGP check for package \"vmtest-hello-1.1-1.x86_64\" (/var/cache/libdnf5/vmtest-1f2e3d4c5b6a7988/packages/vmtest-hello-1.1-1.x86_64.rpm) from repo \"vmtest\" has failed: The package is not signed.\nTransaction failed: Signature verification failed.\n",
+		"untrusted":          "OpenPGP check for package \"vmtest-hello-1.1-1.x86_64\" (/var/cache/libdnf5/vmtest-1f2e3d4c5b6a7988/packages/vmtest-hello-1.1-1.x86_64.rpm) from repo \"vmtest\" has failed: Public key is not installed.\nTransaction failed: Signature verification failed.\n",
+		"altered":            "OpenPGP check for package \"vmtest-hello-1.1-1.x86_64\" (/var/cache/libdnf5/vmtest-1f2e3d4c5b6a7988/packages/vmtest-hello-1.1-1.x86_64.rpm) from repo \"vmtest\" has failed: Problem occurred when opening the package.\nTransaction failed: Signature verification failed.\n",
+		"untrusted-metadata": "Failed to download metadata (baseurl: \"http://10.0.2.100:8080/rpm/untrusted/\") for repository \"vmtest\": Librepo error: repomd.xml GPG signature verification error: Signing key not found\n",
+	},
+	"tdnf": {
+		"unsigned":           "Error(1510) : RPM not signed. Use --nogpgcheck to ignore.\n",
+		"untrusted":          "Error(1514) : RPM is signed but failed to match with known keys. Use --nogpgcheck to ignore.\n",
+		"altered":            "Error(1471) : rpm generic error - not found (possible corrupt rpm file)\n",
+		"untrusted-metadata": "repo md signature check: No public key\nError(2004) : failed to verify signature\n",
+	},
+}
+
+func TestUnitRPMRefused(t *testing.T) {
+	for name, outs := range refusals {
+		d, _ := For(name)
+		for c, out := range outs {
+			r := refusal(t, d, c)
+			require.NoError(t, Refused(c, true, r.Pattern, 1, out), "%s %s", name, c)
+			// Each pattern names its own reason: another refusal's output does not satisfy it.
+			for other, o := range outs {
+				if other != c {
+					assert.Error(t, Refused(c, true, r.Pattern, 1, o), "%s: %s's pattern must not match the %s output", name, c, other)
+				}
 			}
 		}
+		assert.True(t, refusal(t, d, "untrusted-metadata").AtRefresh, name)
+		assert.True(t, refusal(t, d, "untrusted-metadata").RepoGPGCheck, name)
+		assert.False(t, refusal(t, d, "unsigned").AtRefresh, "%s checks package signatures at install", name)
+		// gpgcheck off: the manager installs the unsigned package (exit 0): the check fails
+		// when gpgcheck is promised.
+		assert.ErrorContains(t, Refused("install from the unsigned repository", true, refusal(t, d, "unsigned").Pattern, 0, "Installed:\n  vmtest-hello-1.1-1.x86_64\nComplete!\n"), "got exit 0")
 	}
-	assert.True(t, refusal(t, d, "untrusted-metadata").AtRefresh)
-	assert.True(t, refusal(t, d, "untrusted-metadata").RepoGPGCheck)
-	assert.False(t, refusal(t, d, "unsigned").AtRefresh, "dnf checks package signatures at install")
-	// gpgcheck off: dnf installs the unsigned package (exit 0): the check fails when gpgcheck is promised.
-	assert.ErrorContains(t, Refused("install from the unsigned repository", true, refusal(t, d, "unsigned").Pattern, 0, "Installed:\n  vmtest-hello-1.1-1.x86_64\nComplete!\n"), "got exit 0")
 }
 
 func TestUnitCheckUpdateDnf(t *testing.T) {
@@ -131,5 +179,25 @@ func TestUnitCheckUpdateDnf(t *testing.T) {
 	require.NoError(t, Upgradable("vmtest-hello", "1.1", out))
 	require.NoError(t, Upgradable("vmtest-hello-data", "1.1", out))
 	assert.Error(t, Upgradable("vmtest-hello", "1.1", "vmtest-hello-data.x86_64   1.1-1   vmtest\n"))
-	assert.Equal(t, 100, dnf{}.UpdatesExit())
+	assert.Equal(t, 100, dnf4.UpdatesExit())
+}
+
+func TestUnitCheckUpdateDnf5(t *testing.T) {
+	// dnf5 check-upgrade prints a table of name.arch, version, repository (composed).
+	out := "Updating and loading repositories:\nRepositories loaded.\nvmtest-hello.x86_64      1.1-1      vmtest\nvmtest-hello-data.x86_64 1.1-1      vmtest\n"
+	require.NoError(t, Upgradable("vmtest-hello", "1.1", out))
+	assert.Error(t, Upgradable("vmtest-hello", "1.1", "Updating and loading repositories:\nRepositories loaded.\n"))
+}
+
+func TestUnitCheckUpdateTdnf(t *testing.T) {
+	// tdnf -j check-update: a JSON array of Name, Arch, Evr, Repo (tools/cli/lib/api.c,
+	// TDNFCliListPackagesPrint).
+	out := `[{"Name":"vmtest-hello","Arch":"x86_64","Evr":"1.1-1","Repo":"vmtest"},{"Name":"vmtest-hello-data","Arch":"x86_64","Evr":"1.1-1","Repo":"vmtest"}]`
+	require.NoError(t, Upgradable("vmtest-hello", "1.1", out))
+	require.NoError(t, Upgradable("vmtest-hello-data", "1.1", "Loaded plugin: tdnfrepogpgcheck\n"+out))
+	assert.Error(t, Upgradable("vmtest-hello", "1.2", out))
+	assert.Error(t, Upgradable("vmtest-hello", "1.1", `[{"Name":"vmtest-hello-data","Arch":"x86_64","Evr":"1.1-1","Repo":"vmtest"}]`))
+	assert.Error(t, Upgradable("vmtest-hello", "1.1", "[]"))
+	// Its plain listing drops the version (a %%s in its format): not what the driver asks for.
+	assert.Error(t, Upgradable("vmtest-hello", "1.1", "%s\rvmtest-hello.x86_64\n"))
 }
