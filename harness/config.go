@@ -66,18 +66,20 @@ type Config struct {
 	TPM bool
 	// SecureBoot boots with Secure Boot on (WithSecureBoot).
 	SecureBoot bool
+	// ForeignUserData seeds the machine with this user-data exactly (WithForeignUserData).
+	ForeignUserData []byte
 }
 
 // restorable says whether a machine may be restored from a saved state instead of booted: a
 // guest saved at "ready" cannot stand in for one the test wants to see boot.
 func (c Config) restorable() bool {
-	return c.Restore && !c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot
+	return c.Restore && !c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot && c.ForeignUserData == nil
 }
 
 // donatable says whether a machine that boots for real may save its state on the way, for the
 // machines of the same configuration that are restored.
 func (c Config) donatable() bool {
-	return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot
+	return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot && c.ForeignUserData == nil
 }
 
 // Option adjusts a Config.
@@ -187,6 +189,19 @@ func WithTPM() Option { return func(c *Config) { c.TPM = true } }
 // image without that chain stops in the firmware (the console says "Access Denied"). Such a
 // machine always boots for real: the boot chain is what it is for.
 func WithSecureBoot() Option { return func(c *Config) { c.SecureBoot = true } }
+
+// WithForeignUserData boots a local QEMU machine (whatever VMTEST_TARGET says) seeded with ud
+// exactly, as another tool or a cloud would seed it: the harness's keys are not in it, so the
+// harness does not log in or wait; the machine is returned once QEMU runs, and is reached with
+// what ud authorizes, at HostPort(22). It plays the VM of a fake cloud in the azure target's
+// self-test.
+func WithForeignUserData(ud []byte) Option {
+	return func(c *Config) {
+		c.ForeignUserData = ud
+		c.FreshBoot = true
+		c.Target = Target{Kind: TargetQEMU}
+	}
+}
 
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {

@@ -17,6 +17,7 @@ import (
 	"github.com/bramvdbogaerde/go-scp"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/azure"
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
@@ -65,6 +66,12 @@ type Machine struct {
 	bootSlot     *slots.Grant // held while the guest boots
 	restoredFrom string       // saved state key, "" for a booted machine
 	instanceID   string       // a restored machine's marker
+
+	// The azure target: the VM (its resource group is deleted by Close), and the provisioning
+	// that Close cancels and waits for (Create deletes what it made when cancelled).
+	cloud           *azure.VM
+	cancelProvision context.CancelFunc
+	provisioning    sync.WaitGroup
 }
 
 var nameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -96,8 +103,11 @@ func inspectImage(ctx context.Context, cfg Config) (qemu.ImageInfo, error) {
 // allows one (see restore.go), else booted. On error the returned Machine (if not nil) still
 // owns a QEMU process and must be closed after artifacts are taken.
 func start(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
-	if cfg.Target.Kind == TargetSSH {
+	switch cfg.Target.Kind {
+	case TargetSSH:
 		return connect(ctx, cfg, name, logf)
+	case TargetAzure:
+		return provision(ctx, cfg, name, logf)
 	}
 	info, err := inspectImage(ctx, cfg)
 	if err != nil {
@@ -173,7 +183,7 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 		InstanceID: fmt.Sprintf("azl-vmtest-%d", time.Now().UnixNano()),
 		Hostname:   hostname(name), User: cfg.User, UserKey: m.userKey, HostKey: m.hostKey,
 		WriteFiles: cfg.WriteFiles, BootCmd: cfg.BootCmd, RunCmd: cfg.RunCmd, Extra: cfg.Extra,
-		NetworkConfig: cfg.NetworkConfig,
+		NetworkConfig: cfg.NetworkConfig, Raw: cfg.ForeignUserData,
 	}
 	if m.userData, err = seed.UserData(); err != nil {
 		return nil, err
@@ -189,6 +199,11 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 	qc.Overlay = overlay
 	if err := m.launch(ctx, qc); err != nil {
 		return nil, err
+	}
+	if cfg.ForeignUserData != nil {
+		m.bootSlot.Release() // not logged in to: up once QEMU runs
+		m.log("vm %s: started with foreign user-data; SSH at 127.0.0.1:%d", name, m.HostPort(22))
+		return m, nil
 	}
 	bctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout)
 	defer cancel()
@@ -343,9 +358,14 @@ func (m *Machine) Close() {
 	c := m.client
 	m.client = nil
 	m.mu.Unlock()
+	if m.cancelProvision != nil {
+		m.cancelProvision()
+		m.provisioning.Wait()
+	}
 	if c != nil {
 		c.Close()
 	}
+	m.deleteCloud()
 	if m.inst != nil {
 		m.inst.Stop(5 * time.Second)
 	}

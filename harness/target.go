@@ -2,7 +2,6 @@ package harness
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,6 +14,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/azure"
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
@@ -38,11 +38,16 @@ type Target struct {
 	Addr, User, KeyFile string
 	HostKey             gossh.PublicKey
 	signer              gossh.Signer
+	// The azure target: what to provision (VMTEST_AZURE_*, AZURE_SUBSCRIPTION_ID).
+	Azure *azure.Config
 }
 
 func (t Target) String() string {
-	if t.Kind == TargetSSH {
+	switch t.Kind {
+	case TargetSSH:
 		return "ssh://" + t.User + "@" + t.Addr
+	case TargetAzure:
+		return "azure (" + t.Azure.Location + ", " + t.Azure.Image.String() + ", " + t.Azure.Size + ")"
 	}
 	return t.Kind
 }
@@ -54,8 +59,12 @@ func targetFromEnv() (Target, error) {
 	switch {
 	case v == "" || v == TargetQEMU:
 		return Target{Kind: TargetQEMU}, nil
-	case v == "azure":
-		return Target{}, errors.New("VMTEST_TARGET=azure: the Azure target is not written yet; provision the VM yourself and use VMTEST_TARGET=ssh://user@host:port with VMTEST_SSH_KEY and VMTEST_SSH_HOST_KEY")
+	case v == TargetAzure:
+		c, err := azure.FromEnv(os.Getenv)
+		if err != nil {
+			return Target{}, err
+		}
+		return Target{Kind: TargetAzure, Azure: &c}, nil
 	case !strings.HasPrefix(v, "ssh://"):
 		return Target{}, fmt.Errorf("VMTEST_TARGET=%q: use qemu (the default) or ssh://user@host:port", v)
 	}
@@ -140,7 +149,8 @@ func knownHostsName(addr string) string {
 // Power is something a target can do beyond running commands, copying files and rebooting.
 type Power string
 
-// The powers only a local QEMU has.
+// The powers a target may have beyond SSH: local QEMU has all of them; an Azure VM has a
+// seed (its custom data is the harness's user-data); an existing machine has none.
 const (
 	PowerConsole      Power = "the serial console"
 	PowerQMP          Power = "QEMU's monitor (QMP: hot-plug, guest status)"
@@ -151,8 +161,16 @@ const (
 	PowerAccelerator  Power = "a hypervisor the harness chose (KVM or TCG)"
 )
 
-// Has reports whether the machine's target has power p. Every power is local QEMU's.
-func (m *Machine) Has(p Power) bool { return m.inst != nil }
+// Has reports whether the machine's target has power p.
+func (m *Machine) Has(p Power) bool {
+	switch m.cfg.Target.Kind {
+	case TargetSSH:
+		return false
+	case TargetAzure:
+		return p == PowerSeed
+	}
+	return m.inst != nil
+}
 
 // Require skips the test, naming what is missing, unless the machine's target has power p.
 // A check that cannot be made there is skipped, never passed.
@@ -170,9 +188,8 @@ func (m *Machine) Target() Target { return m.cfg.Target }
 var ConnectTimeout = 90 * time.Second
 
 // connect reaches the ssh target's machine: it must answer within ConnectTimeout, present the
-// pinned host key and accept the key; then the harness waits until systemd is done, reads the
-// architecture and picks the profile from os-release. Nothing is booted, seeded or saved: the
-// machine is the user's.
+// pinned host key and accept the key. Nothing is booted, seeded or saved: the machine is the
+// user's.
 func connect(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
 	dir, lock, err := newPrivateDir(name)
 	if err != nil {
@@ -180,12 +197,6 @@ func connect(ctx context.Context, cfg Config, name string, logf func(string, ...
 	}
 	m := &Machine{cfg: cfg, name: name, dir: dir, dirLock: lock, logf: logf, started: time.Now()}
 	register(m)
-	if cfg.Profile != "" {
-		if m.profile, err = profile.Load(cfg.Profile); err != nil {
-			m.Close()
-			return nil, fmt.Errorf("VMTEST_PROFILE: %w", err)
-		}
-	}
 	t := cfg.Target
 	m.hostKey = &cloudinit.KeyPair{PublicLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(t.HostKey)))}
 	m.userKey = &cloudinit.KeyPair{Signer: t.signer, PublicLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(t.signer.PublicKey())))}
@@ -197,15 +208,35 @@ func connect(ctx context.Context, cfg Config, name string, logf func(string, ...
 	if cfg.BootTimeout == 0 {
 		m.cfg.BootTimeout = 6 * time.Minute
 	}
-	cctx, cancel := context.WithTimeout(ctx, min(ConnectTimeout, m.cfg.BootTimeout))
+	if err := m.attach(ctx, min(ConnectTimeout, m.cfg.BootTimeout)); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// attach makes a machine reached over SSH (m.sshCfg) ready: the first login within
+// firstLogin, then the harness waits until systemd is done, reads the architecture, picks the
+// profile (VMTEST_PROFILE, else os-release) and marks the kernel log so far as seen.
+func (m *Machine) attach(ctx context.Context, firstLogin time.Duration) (err error) {
+	t := m.cfg.Target
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("target %s: %w", t, err)
+		}
+	}()
+	if m.cfg.Profile != "" {
+		if m.profile, err = profile.Load(m.cfg.Profile); err != nil {
+			return fmt.Errorf("VMTEST_PROFILE: %w", err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, firstLogin)
 	defer cancel()
 	if err := m.dialSSH(cctx); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("target %s: %w", t, err)
+		return err
 	}
 	if err := m.waitSystemd(cctx); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("target %s: %w", t, err)
+		return err
 	}
 	res, err := m.Run(cctx, "uname -m")
 	if err == nil {
@@ -215,22 +246,19 @@ func connect(ctx context.Context, cfg Config, name string, logf func(string, ...
 		}
 	}
 	if err != nil {
-		m.Close()
-		return nil, fmt.Errorf("target %s: architecture: %w", t, err)
+		return fmt.Errorf("architecture: %w", err)
 	}
 	if err := m.detectProfile(cctx); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("target %s: %w", t, err)
+		return err
 	}
 	if m.bootID, err = m.BootID(cctx); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("target %s: %w", t, err)
+		return err
 	}
 	// What the machine logged before this run (kernel messages, SELinux denials) is not the
 	// tests' to answer for: each answers for its own time, as on a fresh QEMU machine.
 	m.skipBootKernelLog()
-	m.log("vm %s: ready over SSH after %.1fs (%s, boot %s)", name, time.Since(m.started).Seconds(), m.cfg.Arch.Name, m.bootID)
-	return m, nil
+	m.log("vm %s: ready over SSH after %.1fs (%s, boot %s)", m.name, time.Since(m.started).Seconds(), m.cfg.Arch.Name, m.bootID)
+	return nil
 }
 
 // SSHAccess is how to log in to a machine from outside the harness: as an ssh target

@@ -80,8 +80,11 @@ func TestTargetSSH(t *testing.T) {
 
 func TestTargetMistakesNameTheFix(t *testing.T) {
 	key, host, _ := keyFiles(t)
+	for _, v := range []string{"AZURE_SUBSCRIPTION_ID", "VMTEST_AZURE_LOCATION", "VMTEST_AZURE_IMAGE"} {
+		t.Setenv(v, "")
+	}
 	for _, c := range []struct{ target, key, hostKey, want string }{
-		{"azure", "", "", "VMTEST_TARGET=azure: the Azure target is not written yet"},
+		{"azure", "", "", "VMTEST_TARGET=azure needs AZURE_SUBSCRIPTION_ID (the subscription to create VMs in), VMTEST_AZURE_LOCATION (the region, e.g. westus3), VMTEST_AZURE_IMAGE"},
 		{"libvirt://x", "", "", `VMTEST_TARGET="libvirt://x": use qemu (the default) or ssh://user@host:port`},
 		{"ssh://10.1.2.3", "", "", "want ssh://user@host:port"},
 		{"ssh://u:secret@10.1.2.3", "", "", "no password in the URL"},

@@ -105,6 +105,9 @@ type Seed struct {
 	Extra map[string]any
 	// NetworkConfig is optional network-config (version 2) YAML.
 	NetworkConfig string
+	// Raw, if not nil, is the user-data exactly (someone else's: the fields above but
+	// InstanceID, Hostname and NetworkConfig are unused).
+	Raw []byte
 }
 
 // harnessKeys are the cloud-config keys the harness's part sets.
@@ -112,6 +115,9 @@ var harnessKeys = []string{"hostname", "fqdn", "users", "ssh_keys", "ssh_deletek
 
 // UserData renders #cloud-config user-data.
 func (s *Seed) UserData() ([]byte, error) {
+	if s.Raw != nil {
+		return s.Raw, nil
+	}
 	if s.User == "" || s.UserKey == nil || s.HostKey == nil {
 		return nil, errors.New("cloudinit: seed needs a user, a user key and a host key")
 	}
