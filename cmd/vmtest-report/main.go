@@ -54,7 +54,11 @@ func main() {
 			fh.Close()
 		}
 	}
-	md := testreport.Markdown(runs, starts, time.Duration(*wall)*time.Second)
+	dir := ""
+	if *out != "" {
+		dir = filepath.Dir(*out)
+	}
+	md := testreport.Markdown(runs, starts, time.Duration(*wall)*time.Second, dir)
 	if *out == "" {
 		fmt.Print(md)
 		return

@@ -11,7 +11,9 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -217,8 +219,10 @@ func ReadVMStarts(r io.Reader) VMStarts {
 }
 
 // Markdown renders the runs as the summary people read: a table per package, then every
-// failure with its first message and artifact folder, then every skip with its reason.
-func Markdown(runs []*Run, starts VMStarts, wall time.Duration) string {
+// failure with its first message, artifact folder and links to its pictures (the harness's boot
+// stages and the guest's boot chart, relative to dir, where the summary is written), then every
+// skip with its reason.
+func Markdown(runs []*Run, starts VMStarts, wall time.Duration, dir string) string {
 	var b strings.Builder
 	var passed, failed, skipped int
 	var failures, skips []string
@@ -242,7 +246,7 @@ func Markdown(runs []*Run, starts VMStarts, wall time.Duration) string {
 				var f strings.Builder
 				fmt.Fprintf(&f, "### %s: `%s`\n\n```\n%s\n```\n", r.Name, t.Short(), strings.Join(t.Message(12), "\n"))
 				if a := t.Artifacts(); a != "" {
-					fmt.Fprintf(&f, "artifacts: `%s`\n", a)
+					fmt.Fprintf(&f, "artifacts: `%s`%s\n", a, pictures(a, dir))
 				}
 				failures = append(failures, f.String())
 			}
@@ -267,6 +271,33 @@ func Markdown(runs []*Run, starts VMStarts, wall time.Duration) string {
 		out.WriteString("\n## Skipped\n\n" + strings.Join(skips, ""))
 	}
 	return out.String()
+}
+
+// pictureFiles are the artifacts people would rather look at than read.
+var pictureFiles = []struct{ file, title string }{
+	{"boot-stages.svg", "boot stages"},
+	{"boot-chart.svg", "boot chart"},
+}
+
+// pictures links the pictures in the artifact folder a, relative to dir where possible.
+func pictures(a, dir string) string {
+	var links []string
+	for _, p := range pictureFiles {
+		file := filepath.Join(a, p.file)
+		if _, err := os.Stat(file); err != nil {
+			continue
+		}
+		if dir != "" {
+			if rel, err := filepath.Rel(dir, file); err == nil {
+				file = rel
+			}
+		}
+		links = append(links, fmt.Sprintf("[%s](%s)", p.title, filepath.ToSlash(file)))
+	}
+	if len(links) == 0 {
+		return ""
+	}
+	return " · " + strings.Join(links, " · ")
 }
 
 // FailureLines is one line per failure, for a terminal or a CI log's tail:

@@ -2,6 +2,7 @@ package testreport
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,7 +70,7 @@ not json at all`))
 func TestMarkdown(t *testing.T) {
 	runs := []*Run{read(t, "suites-x86_64", "fail.json"), read(t, "selftest-x86_64", "dead.json")}
 	starts := ReadVMStarts(strings.NewReader("boot\tx86_64\tshared\t48.1\nsave\tx86_64\tshared\t3.2\nrestore\tx86_64\tTestA\t2.1\nrestore\tx86_64\tTestB\t2.0\nboot\taarch64\tTestC\t120\nbad line\n"))
-	md := Markdown(runs, starts, 95*time.Second)
+	md := Markdown(runs, starts, 95*time.Second, "/tmp/_artifacts")
 	assert.Contains(t, md, "# azl-vmtest: 2 passed, 4 failed, 1 skipped in 1m35s")
 	assert.Contains(t, md, "VMs on aarch64: 1 booted for real (0 of them saved their booted state), 0 restored")
 	assert.Contains(t, md, "VMs on x86_64: 1 booted for real (1 of them saved their booted state), 2 restored")
@@ -85,4 +86,18 @@ func TestMarkdown(t *testing.T) {
 		"FAIL suites-x86_64 demo/TestParent/bad: demo_test.go:16: sysctl kernel.kptr_restrict: expected 2, got 0",
 		"FAIL selftest-x86_64 dead/TestHangs: panic: test timed out after 2s",
 	}, lines)
+}
+
+// A failure's pictures are linked from the summary, relative to its folder (pipelines upload
+// the folder as one artifact), only those that exist.
+func TestPicturesLinkedFromTheSummary(t *testing.T) {
+	root := t.TempDir()
+	a := filepath.Join(root, "x86_64", "firewall", "TestChecks")
+	require.NoError(t, os.MkdirAll(a, 0o755))
+	assert.Equal(t, "", pictures(a, root), "no pictures: no links")
+	require.NoError(t, os.WriteFile(filepath.Join(a, "boot-stages.svg"), []byte("<svg/>"), 0o644))
+	assert.Equal(t, " · [boot stages](x86_64/firewall/TestChecks/boot-stages.svg)", pictures(a, root))
+	require.NoError(t, os.WriteFile(filepath.Join(a, "boot-chart.svg"), []byte("<svg/>"), 0o644))
+	assert.Equal(t, " · [boot stages](x86_64/firewall/TestChecks/boot-stages.svg) · [boot chart](x86_64/firewall/TestChecks/boot-chart.svg)", pictures(a, root))
+	assert.Contains(t, pictures(a, ""), "("+filepath.Join(a, "boot-chart.svg")+")", "no summary folder: absolute links")
 }
