@@ -25,7 +25,7 @@ setup:
 # Builds (or finds in the cache) the stand-in image of every architecture in ARCHES, in every
 # flavour in FLAVOURS.
 image: setup
-	$(GO) run ./cmd/vmtest-image build -arch $(ARCHES) -flavour $(FLAVOURS)
+	$(GO) run ./cmd/vmtest image build -arch $(ARCHES) -flavour $(FLAVOURS)
 
 vet:
 	$(GO) vet ./...

@@ -10,6 +10,8 @@
 //	                             open an interactive OpenSSH session without CMD
 //	vmtest test N PKG [ARGS...]  go test PKG against it through the ssh target
 //	vmtest stop N | -all         stop it (its spawner closes QEMU and removes its state)
+//	vmtest image build|path|list|prune [-arch A,B] [-flavour standard,fips] [-force] [-dry-run]
+//	                             the stand-in images and saved booted states (see image.go)
 //	vmtest azure reap [-older-than 6h] [-dry-run]
 //	                             delete the resource groups azure-target runs left behind
 //	                             (tagged azl-vmtest-run) in AZURE_SUBSCRIPTION_ID
@@ -17,7 +19,7 @@
 // State lives in $VMTEST_CACHE/run/<name>/ (0700): the spawner holds a lock on it while the VM
 // runs, so list and stop work from any terminal and know when the spawner is gone.
 //
-// The standard library's flag package with one FlagSet per subcommand is enough for six
+// The standard library's flag package with one FlagSet per subcommand is enough for seven
 // subcommands and keeps the tool free of a CLI framework.
 package main
 
@@ -72,6 +74,8 @@ func main() {
 		err = stop(args)
 	case "azure":
 		err = azureCmd(args)
+	case "image":
+		err = imageCmd(args)
 	default:
 		usage()
 	}
@@ -86,7 +90,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmtest spawn|list|ssh|test|stop|azure ... (see go doc ./cmd/vmtest)")
+	fmt.Fprintln(os.Stderr, "usage: vmtest spawn|list|ssh|test|stop|image|azure ... (see go doc ./cmd/vmtest)")
 	os.Exit(2)
 }
 

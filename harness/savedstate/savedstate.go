@@ -297,36 +297,81 @@ func (s *Staging) Commit(meta Meta) (*State, error) {
 // Discard removes a state that will not be committed.
 func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 
-// pruneStale removes committed states made from an older version of image (same path, other
-// size or mtime) or from an image that no longer exists (the stand-in of an older recipe, whose
-// path carries the recipe's key), and unfinished builds whose builder died (no lock held on
-// their key).
+// pruneStale removes, at a commit of a state of image, the states made from an older version of
+// image (same path, other size or mtime) or from an image that no longer exists (the stand-in of
+// an older recipe, whose path carries the recipe's key), and unfinished builds whose builder died
+// (no lock held on their key).
 func pruneStale(root string, image FileID) {
-	ents, _ := os.ReadDir(root)
+	infos, _ := List(root)
+	for _, in := range infos {
+		older := in.Image == image.Path && in.from != image
+		vanished := in.Image != image.Path && in.Stale == staleGone
+		if older || vanished || in.Stale == staleUnfinished {
+			_ = Remove(root, in.Key)
+		}
+	}
+}
+
+// Why List finds a state stale.
+const (
+	staleUnfinished = "an unfinished build whose builder is gone"
+	staleGone       = "its image is gone"
+	staleChanged    = "its image changed since"
+)
+
+// Info describes one saved state in the cache.
+type Info struct {
+	Key, Arch, Image string
+	Size             int64  // bytes on disk
+	Stale            string // why it can no longer be used; "" if usable
+	from             FileID
+}
+
+// List describes every saved state under root, sorted by key.
+func List(root string) ([]Info, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Info
 	for _, e := range ents {
 		if !e.IsDir() || strings.Contains(e.Name(), ".removed-") {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
+		in := Info{Key: e.Name(), Size: dirSize(dir)}
 		b, err := os.ReadFile(filepath.Join(dir, Manifest))
 		if errors.Is(err, os.ErrNotExist) {
 			if l, free, _ := cache.TryLock(filepath.Join(root, e.Name()+".lock")); free {
-				_ = Remove(root, e.Name())
 				l.Unlock()
+				in.Stale = staleUnfinished
+				out = append(out, in)
 			}
-			continue
-		}
-		if err != nil {
-			continue
+			continue // else: being built now
 		}
 		var m manifest
-		if json.Unmarshal(b, &m) != nil {
+		if err != nil || json.Unmarshal(b, &m) != nil {
 			continue
 		}
-		if m.Inputs.Image.Path == image.Path && m.Inputs.Image != image {
-			_ = Remove(root, e.Name())
-		} else if _, err := os.Stat(m.Inputs.Image.Path); m.Inputs.Image.Path != image.Path && errors.Is(err, os.ErrNotExist) {
-			_ = Remove(root, e.Name())
+		in.Arch, in.Image, in.from = m.Inputs.Arch, m.Inputs.Image.Path, m.Inputs.Image
+		switch now, err := Identify(m.Inputs.Image.Path); {
+		case err != nil:
+			in.Stale = staleGone
+		case now != m.Inputs.Image:
+			in.Stale = staleChanged
+		}
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func dirSize(dir string) int64 {
+	var n int64
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && !fi.IsDir() {
+			n += fi.Size()
 		}
 	}
+	return n
 }

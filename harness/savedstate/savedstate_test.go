@@ -151,3 +151,47 @@ func TestUnfinishedBuildIsMissingAndReplaced(t *testing.T) {
 	_, err = os.Stat(s2.Path(MemoryFile))
 	assert.ErrorIs(t, err, os.ErrNotExist, "a new build starts from an empty folder")
 }
+
+// List says which states can still be used, and why not.
+func TestListSaysWhyAStateIsStale(t *testing.T) {
+	root := t.TempDir()
+	img := filepath.Join(t.TempDir(), "img.qcow2")
+	require.NoError(t, os.WriteFile(img, []byte("x"), 0o644))
+	id, err := Identify(img)
+	require.NoError(t, err)
+	in := inputs()
+	in.Image = id
+	usable := commitIn(t, root, in)
+	in.MemoryMB = 1024
+	changed := commitIn(t, root, in)
+	require.NoError(t, os.WriteFile(img, []byte("rebuilt"), 0o644))
+	in.Image, _ = Identify(img)
+	in.MemoryMB = 512
+	current := commitIn(t, root, in)
+	gone := commitIn(t, root, inputs()) // /img.qcow2 does not exist
+	require.NoError(t, os.MkdirAll(filepath.Join(root, "0123456789abcdef"), 0o700))
+
+	infos, err := List(root)
+	require.NoError(t, err)
+	why := map[string]string{}
+	for _, i := range infos {
+		why[i.Key] = i.Stale
+	}
+	// The states of the image before its rebuild were pruned at the next commit of it.
+	assert.NotContains(t, why, usable)
+	assert.NotContains(t, why, changed)
+	assert.Contains(t, why, current)
+	assert.Equal(t, "", why[current])
+	assert.Equal(t, staleGone, why[gone])
+	assert.Equal(t, staleUnfinished, why["0123456789abcdef"])
+
+	require.NoError(t, os.WriteFile(img, []byte("rebuilt again"), 0o644))
+	infos, err = List(root)
+	require.NoError(t, err)
+	for _, i := range infos {
+		if i.Key == current {
+			assert.Equal(t, staleChanged, i.Stale)
+			assert.Equal(t, img, i.Image)
+		}
+	}
+}

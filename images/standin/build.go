@@ -54,6 +54,9 @@ const (
 	FIPS Flavour = "fips"
 )
 
+// Flavours are every stand-in flavour.
+func Flavours() []Flavour { return []Flavour{Standard, FIPS} }
+
 // ParseFlavour reads a flavour's name ("standard" or "" is the standard image).
 func ParseFlavour(s string) (Flavour, error) {
 	switch s {
