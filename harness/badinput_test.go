@@ -80,7 +80,7 @@ func TestBadInputFailsFastNamingTheCause(t *testing.T) {
 		{"memory not a number", map[string]string{"VMTEST_MEM": "2G"}, `VMTEST_MEM="2G"`},
 		{"no CPUs", map[string]string{"VMTEST_CPUS": "0"}, `VMTEST_CPUS="0": want guest CPUs, 1 to 64`},
 		{"too many CPUs", map[string]string{"VMTEST_CPUS": "1000"}, `VMTEST_CPUS="1000"`},
-		{"keep", map[string]string{"VMTEST_KEEP": "sometimes"}, `VMTEST_KEEP="sometimes": use never, failed or always`},
+		{"keep", map[string]string{"VMTEST_KEEP": "sometimes"}, `VMTEST_KEEP="sometimes": use never, failed, always or vm-on-failure`},
 		{"negative boot timeout", map[string]string{"VMTEST_BOOT_TIMEOUT": "-1m"}, `VMTEST_BOOT_TIMEOUT="-1m": want a positive duration`},
 		{"boot timeout not a duration", map[string]string{"VMTEST_BOOT_TIMEOUT": "soon"}, `VMTEST_BOOT_TIMEOUT="soon"`},
 		{"restore", map[string]string{"VMTEST_RESTORE": "maybe"}, `VMTEST_RESTORE="maybe": use 1`},

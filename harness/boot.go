@@ -33,13 +33,17 @@ func Boot(t testing.TB, opts ...Option) *Machine {
 		// Cleanups run last-in first-out: checks, then artifacts, then stop.
 		t.Cleanup(m.Close)
 		t.Cleanup(func() {
-			if cfg.Keep == KeepAlways || (cfg.Keep == KeepFailed && t.Failed()) {
+			if cfg.Keep.artifacts(t.Failed()) {
 				dst := m.artifactDir(t.Name())
 				if err := m.saveArtifacts(dst); err != nil {
 					t.Logf("artifacts: %s (incomplete: %v)", dst, err)
 				} else {
 					t.Logf("artifacts: %s", dst)
 				}
+			}
+			if cfg.Keep == KeepVMOnFailure && t.Failed() {
+				d, _ := deadline(t)
+				m.hold(t.Name(), d)
 			}
 		})
 	}

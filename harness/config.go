@@ -22,6 +22,9 @@ const (
 	KeepNever  Keep = "never"
 	KeepFailed Keep = "failed"
 	KeepAlways Keep = "always"
+	// KeepVMOnFailure writes artifacts as KeepFailed does and keeps a failing test's VM
+	// running, registered for vmtest ssh/list/stop, until it is stopped (see hold).
+	KeepVMOnFailure Keep = "vm-on-failure"
 )
 
 // Config is everything that decides how a machine is started. It comes from the environment
@@ -80,6 +83,11 @@ func (c Config) restorable() bool {
 // machines of the same configuration that are restored.
 func (c Config) donatable() bool {
 	return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot && c.ForeignUserData == nil
+}
+
+// artifacts says whether a machine's artifacts are written, given whether its test failed.
+func (k Keep) artifacts(failed bool) bool {
+	return k == KeepAlways || (failed && (k == KeepFailed || k == KeepVMOnFailure))
 }
 
 // Option adjusts a Config.
@@ -260,10 +268,10 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if v := os.Getenv("VMTEST_KEEP"); v != "" {
 		switch Keep(v) {
-		case KeepNever, KeepFailed, KeepAlways:
+		case KeepNever, KeepFailed, KeepAlways, KeepVMOnFailure:
 			c.Keep = Keep(v)
 		default:
-			return c, fmt.Errorf("VMTEST_KEEP=%q: use never, failed or always", v)
+			return c, fmt.Errorf("VMTEST_KEEP=%q: use never, failed, always or vm-on-failure", v)
 		}
 	}
 	if v := os.Getenv("VMTEST_BOOT_TIMEOUT"); v != "" {

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Shared is one VM shared by a package's read-only tests: booted by the first test that asks
@@ -23,6 +24,8 @@ type Shared struct {
 	m      *Machine
 	err    error
 	failed atomic.Bool
+	// deadline is the first test's (go test's -timeout less a minute), for holding the VM.
+	deadline time.Time
 }
 
 // NewShared describes the package's shared VM.
@@ -87,6 +90,7 @@ func (s *Shared) boot(t *testing.T) {
 	}
 	// Bounded by the first test's deadline (go test -timeout), not only by the boot timeout: a
 	// binary that hits -timeout panics with no artifacts.
+	s.deadline, _ = deadline(t)
 	ctx, cancel := bootContext(t, context.Background())
 	defer cancel()
 	s.m, s.err = start(ctx, cfg, "shared-"+packageName()+s.suffix, t.Logf)
@@ -104,13 +108,17 @@ func (s *Shared) close(failed bool) {
 		return
 	}
 	defer s.m.Close()
-	if s.m.cfg.Keep == KeepAlways || (s.m.cfg.Keep == KeepFailed && (failed || s.failed.Load() || s.err != nil)) {
+	failed = failed || s.failed.Load() || s.err != nil
+	if s.m.cfg.Keep.artifacts(failed) {
 		dst := s.m.artifactDir("shared" + s.suffix)
 		if err := s.m.saveArtifacts(dst); err != nil {
 			fmt.Fprintf(os.Stderr, "artifacts: %s (incomplete: %v)\n", dst, err)
 		} else {
 			fmt.Fprintf(os.Stderr, "artifacts: %s\n", dst)
 		}
+	}
+	if s.m.cfg.Keep == KeepVMOnFailure && failed {
+		s.m.hold(packageName()+"-shared"+s.suffix, s.deadline)
 	}
 }
 

@@ -25,7 +25,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,7 +32,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -41,17 +39,14 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
+	"github.com/azl-vmtest/azl-vmtest/harness/runstate"
 )
 
-// state is what spawn writes for the other subcommands.
-type state struct {
-	Name, Target, KeyFile, HostKeyLine, KnownHosts string
-	Arch, Profile, Image, ConsoleLog               string
-	Pid                                            int
-	Started                                        time.Time
-}
+// state is what spawn (or a failing test with VMTEST_KEEP=vm-on-failure) writes for the other
+// subcommands.
+type state = runstate.State
 
-func (s state) env() []string {
+func env(s state) []string {
 	return harness.SSHAccess{Target: s.Target, KeyFile: s.KeyFile, HostKeyLine: s.HostKeyLine}.Env()
 }
 
@@ -99,8 +94,6 @@ type exitCode int
 
 func (e exitCode) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
-func runDir() (string, error) { return cache.Sub("run") }
-
 func spawn(args []string) error {
 	fl := flag.NewFlagSet("spawn", flag.ExitOnError)
 	name := fl.String("name", "", "name (default vm-<pid>)")
@@ -145,23 +138,15 @@ func spawn(args []string) error {
 	if *fresh {
 		opts = append(opts, harness.WithFreshBoot())
 	}
-	root, err := runDir()
+	entry, err := runstate.Create(*name)
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(root, *name)
-	if err := os.Mkdir(dir, 0o700); err != nil {
-		if errors.Is(err, os.ErrExist) {
-			return fmt.Errorf("a VM named %s exists (vmtest list; vmtest stop %s)", *name, *name)
-		}
+	defer entry.Release()
+	// Listed (and stoppable) while it waits for a VM slot or boots: no address yet.
+	if err := entry.Write(state{Name: *name, Image: *image, Pid: os.Getpid(), Started: time.Now()}); err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	lock, ok, err := cache.TryLock(filepath.Join(dir, "lock"))
-	if err != nil || !ok {
-		return fmt.Errorf("locking %s: %v", dir, err)
-	}
-	defer lock.Unlock()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -170,60 +155,23 @@ func spawn(args []string) error {
 		return err
 	}
 	defer m.Close()
-	access, err := m.WriteSSHAccess(dir)
+	st, err := m.Register(entry, *image, "")
 	if err != nil {
 		return err
 	}
-	st := state{Name: *name, Target: access.Target, KeyFile: access.KeyFile, HostKeyLine: access.HostKeyLine,
-		KnownHosts: access.KnownHosts, Arch: m.Arch().Name, Profile: m.Profile().Name, Image: *image,
-		ConsoleLog: m.ConsoleLog(), Pid: os.Getpid(), Started: time.Now()}
-	b, _ := json.MarshalIndent(st, "", "  ")
-	if err := os.WriteFile(filepath.Join(dir, "state.json"), b, 0o600); err != nil {
-		return err
-	}
-	fmt.Printf("vmtest: %s is up (%s, profile %s)\n  vmtest ssh %s -- cat /etc/os-release\n  %s\n  console: %s\n  vmtest test %s ./suites/boot/\n  vmtest stop %s (or Ctrl-C here)\n",
-		*name, st.Arch, st.Profile, *name, opensshLine(st), st.ConsoleLog, *name, *name)
+	fmt.Printf("vmtest: %s is up (%s, profile %s)\n%s  vmtest stop %s (or Ctrl-C here)\n", *name, st.Arch, st.Profile, harness.HowToReach(st), *name)
 	<-ctx.Done()
 	fmt.Printf("vmtest: stopping %s\n", *name)
 	return nil
 }
 
-// opensshLine is the OpenSSH command that reaches the VM with the pinned host key.
-func opensshLine(s state) string {
-	host, port, _ := strings.Cut(strings.TrimPrefix(s.Target, "ssh://"), ":")
-	return fmt.Sprintf("ssh -i %s -o UserKnownHostsFile=%s -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -p %s %s", s.KeyFile, s.KnownHosts, port, host)
-}
-
-// load reads every kept VM's state; a VM whose spawner died is reported and its state removed.
+// load reads every kept VM's state; a VM whose holder died is reported and its state removed.
 func load() ([]state, error) {
-	root, err := runDir()
-	if err != nil {
-		return nil, err
+	all, gone, err := runstate.Load()
+	for _, g := range gone {
+		fmt.Fprintf(os.Stderr, "vmtest: %s: its spawner is gone (killed?): state removed\n", g)
 	}
-	entries, err := os.ReadDir(root)
-	if err != nil {
-		return nil, err
-	}
-	var out []state
-	for _, e := range entries {
-		dir := filepath.Join(root, e.Name())
-		if l, free, err := cache.TryLock(filepath.Join(dir, "lock")); err == nil && free {
-			l.Unlock()
-			fmt.Fprintf(os.Stderr, "vmtest: %s: its spawner is gone (killed?): state removed\n", e.Name())
-			os.RemoveAll(dir)
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, "state.json"))
-		if err != nil {
-			continue // still starting
-		}
-		var s state
-		if err := json.Unmarshal(b, &s); err == nil {
-			out = append(out, s)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return all, err
 }
 
 func find(name string) (state, error) {
@@ -232,6 +180,9 @@ func find(name string) (state, error) {
 		return state{}, err
 	}
 	for _, s := range all {
+		if s.Name == name && s.Target == "" {
+			return s, fmt.Errorf("VM %s is still starting (waiting for a VM slot, or booting): try again once vmtest list shows its address", name)
+		}
 		if s.Name == name {
 			return s, nil
 		}
@@ -244,9 +195,16 @@ func list() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%-16s %-34s %-8s %-16s %-8s %s\n", "NAME", "TARGET", "ARCH", "PROFILE", "AGE", "PID")
+	fmt.Printf("%-16s %-34s %-8s %-16s %-8s %-8s %s\n", "NAME", "TARGET", "ARCH", "PROFILE", "AGE", "PID", "KEPT FOR")
 	for _, s := range all {
-		fmt.Printf("%-16s %-34s %-8s %-16s %-8s %d\n", s.Name, s.Target, s.Arch, s.Profile, time.Since(s.Started).Round(time.Second), s.Pid)
+		keptFor := "vmtest spawn"
+		if s.Test != "" {
+			keptFor = "failed " + s.Test
+		}
+		if s.Target == "" {
+			s.Target = "(starting)"
+		}
+		fmt.Printf("%-16s %-34s %-8s %-16s %-8s %-8d %s\n", s.Name, s.Target, s.Arch, s.Profile, time.Since(s.Started).Round(time.Second), s.Pid, keptFor)
 	}
 	return nil
 }
@@ -264,14 +222,14 @@ func sshCmd(args []string) error {
 		rest = rest[1:]
 	}
 	if len(rest) == 0 { // interactive: OpenSSH has the terminal handling
-		line := strings.Fields(opensshLine(s))
+		line := strings.Fields(harness.OpenSSHLine(s))
 		path, err := exec.LookPath(line[0])
 		if err != nil {
 			return fmt.Errorf("an interactive session needs OpenSSH's client (apt-get install openssh-client); or run a command: vmtest ssh %s -- CMD", s.Name)
 		}
 		return syscall.Exec(path, line, os.Environ())
 	}
-	for _, kv := range s.env() {
+	for _, kv := range env(s) {
 		k, v, _ := strings.Cut(kv, "=")
 		os.Setenv(k, v)
 	}
@@ -303,7 +261,7 @@ func testCmd(args []string) error {
 		return err
 	}
 	cmd := exec.Command("go", append([]string{"test", "-count=1"}, args[1:]...)...)
-	cmd.Env = append(os.Environ(), s.env()...)
+	cmd.Env = append(os.Environ(), env(s)...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
@@ -332,7 +290,7 @@ func stop(args []string) error {
 	if len(targets) == 0 && args[0] != "-all" && args[0] != "--all" {
 		return fmt.Errorf("no VM named %q (vmtest list)", args[0])
 	}
-	root, err := runDir()
+	root, err := runstate.Root()
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/azl-vmtest/azl-vmtest/harness"
 )
 
 // TestVmtestCommand drives the contributor's tool: vmtest spawn keeps a VM and says how to
@@ -20,18 +22,8 @@ import (
 // stop ends it (QEMU gone, state removed); a spawner killed with SIGKILL is reported and its
 // state cleaned by the next list.
 func TestVmtestCommand(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "vmtest")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/vmtest")
-	build.Dir = "../.."
-	built, err := build.CombinedOutput()
-	require.NoError(t, err, "%s", built)
+	bin, vmtest := buildVmtest(t)
 	name := "selftest-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
-	vmtest := func(args ...string) (string, error) {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
-		return string(out), err
-	}
 
 	// spawn: up when it prints the ssh line.
 	spawnUp := func(name string) *exec.Cmd {
@@ -102,4 +94,95 @@ func TestVmtestCommand(t *testing.T) {
 	assert.Contains(t, out, name+"-k: its spawner is gone")
 	out, _ = vmtest("list")
 	assert.NotContains(t, out, name+"-k")
+}
+
+// buildVmtest builds cmd/vmtest and returns its path and a runner (2-minute bound a call).
+func buildVmtest(t *testing.T) (string, func(args ...string) (string, error)) {
+	bin := filepath.Join(t.TempDir(), "vmtest")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/vmtest")
+	build.Dir = "../.."
+	built, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", built)
+	return bin, func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+		return string(out), err
+	}
+}
+
+// TestHelperFailOnPurpose is TestKeepVMOnFailure's child: it leaves a mark in its VM and fails.
+func TestHelperFailOnPurpose(t *testing.T) {
+	if os.Getenv("VMTEST_SELFTEST_HELPER") != "fail" {
+		t.Skip("helper for TestKeepVMOnFailure (runs only as its child)")
+	}
+	m := harness.Boot(t)
+	m.MustRun(t, "echo left-by-the-failing-test > /tmp/vmtest-mark")
+	t.Error("failing on purpose")
+}
+
+// TestKeepVMOnFailure: with VMTEST_KEEP=vm-on-failure a failing test keeps its VM after the
+// test, says how to reach it, and vmtest list/ssh find it (the very VM: the failing test's mark
+// is there); vmtest stop ends it, and no QEMU is left.
+func TestKeepVMOnFailure(t *testing.T) {
+	bin, vmtest := buildVmtest(t)
+	child := filepath.Join(t.TempDir(), "selftest.test")
+	build := exec.Command("go", "test", "-c", "-o", child, ".")
+	built, err := build.CombinedOutput()
+	require.NoError(t, err, "%s", built)
+
+	cmd := exec.Command(child, "-test.run", "^TestHelperFailOnPurpose$", "-test.timeout", "20m")
+	cmd.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=fail", "VMTEST_KEEP=vm-on-failure")
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	cmd.Stdout = os.Stdout
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	kept := make(chan string, 1)
+	go func() {
+		var text strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			text.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), "vmtest test ") {
+				kept <- text.String()
+			}
+		}
+		close(kept)
+	}()
+	var text string
+	select {
+	case s, ok := <-kept:
+		require.True(t, ok, "the failing test ended without keeping its VM")
+		text = s
+	case <-time.After(10 * time.Minute):
+		t.Fatal("no kept VM within 10 minutes")
+	}
+	t.Logf("child:\n%s", text)
+	const name = "testhelperfailonpurpose"
+	assert.Contains(t, text, "TestHelperFailOnPurpose failed: its VM is kept as "+name)
+	assert.Contains(t, text, "vmtest ssh "+name+" -- cat /etc/os-release")
+	assert.Contains(t, text, "StrictHostKeyChecking=yes")
+
+	out, err := vmtest("list")
+	require.NoError(t, err, out)
+	assert.Regexp(t, `(?m)^`+name+`\s+ssh://\S+\s+(x86_64|aarch64)\s+standin\s.*failed TestHelperFailOnPurpose$`, out)
+	mark, err := exec.CommandContext(t.Context(), bin, "ssh", name, "--", "cat", "/tmp/vmtest-mark").Output() // stdout: the guest's
+	require.NoError(t, err)
+	assert.Equal(t, "left-by-the-failing-test", strings.TrimSpace(string(mark)), "the kept VM is the failing test's")
+
+	out, err = vmtest("stop", name)
+	require.NoError(t, err, out)
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		require.Error(t, err, "the child failed a test")
+	case <-time.After(time.Minute):
+		t.Fatal("the test binary did not exit after vmtest stop")
+	}
+	out, _ = vmtest("list")
+	assert.NotContains(t, out, name)
+	leftover, _ := exec.Command("pgrep", "-f", "azl-vmtest-TestHelperFail").Output()
+	assert.Empty(t, strings.TrimSpace(string(leftover)), "no QEMU of the kept VM left")
 }
