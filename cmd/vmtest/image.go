@@ -182,11 +182,7 @@ func listImages(w io.Writer) error {
 		}
 		fmt.Fprintf(w, "%-48s %9d %-17s %s\n", filepath.Base(im.path), im.size>>20, im.mod.Format("2006-01-02 15:04"), state)
 	}
-	root, err := savedstate.Root()
-	if err != nil {
-		return err
-	}
-	states, err := savedstate.List(root)
+	_, states, err := savedStates()
 	if err != nil {
 		return err
 	}
@@ -219,11 +215,7 @@ func pruneImages(w io.Writer, dryRun bool) error {
 		}
 		freed += im.size
 	}
-	root, err := savedstate.Root()
-	if err != nil {
-		return err
-	}
-	states, err := savedstate.List(root)
+	root, states, err := savedStates()
 	if err != nil {
 		return err
 	}
@@ -245,4 +237,14 @@ func pruneImages(w io.Writer, dryRun bool) error {
 	}
 	fmt.Fprintf(w, "%s %d MiB\n", verb, freed>>20)
 	return nil
+}
+
+// savedStates are the saved booted states in the cache, and where they live.
+func savedStates() (string, []savedstate.Info, error) {
+	root, err := savedstate.Root()
+	if err != nil {
+		return "", nil, err
+	}
+	states, err := savedstate.List(root)
+	return root, states, err
 }

@@ -3,6 +3,7 @@ package selftest
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,18 +34,7 @@ func TestVmtestCommand(t *testing.T) {
 		cmd.Stderr = os.Stderr
 		require.NoError(t, cmd.Start())
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		up := make(chan string, 1)
-		go func() {
-			var text strings.Builder
-			sc := bufio.NewScanner(stdout)
-			for sc.Scan() {
-				text.WriteString(sc.Text() + "\n")
-				if strings.Contains(sc.Text(), "vmtest stop") {
-					up <- text.String()
-				}
-			}
-			close(up)
-		}()
+		up := untilLine(stdout, "vmtest stop")
 		select {
 		case text, ok := <-up:
 			require.True(t, ok, "vmtest spawn ended before the VM was up")
@@ -96,6 +86,24 @@ func TestVmtestCommand(t *testing.T) {
 	assert.NotContains(t, out, name+"-k")
 }
 
+// untilLine reads a child's output: the channel gets everything read so far once a line holds
+// marker, and is closed when the output ends.
+func untilLine(r io.Reader, marker string) <-chan string {
+	ch := make(chan string, 1)
+	go func() {
+		var text strings.Builder
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			text.WriteString(sc.Text() + "\n")
+			if strings.Contains(sc.Text(), marker) {
+				ch <- text.String()
+			}
+		}
+		close(ch)
+	}()
+	return ch
+}
+
 // buildVmtest builds cmd/vmtest and returns its path and a runner (2-minute bound a call).
 func buildVmtest(t *testing.T) (string, func(args ...string) (string, error)) {
 	bin := filepath.Join(t.TempDir(), "vmtest")
@@ -138,18 +146,7 @@ func TestKeepVMOnFailure(t *testing.T) {
 	cmd.Stdout = os.Stdout
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	kept := make(chan string, 1)
-	go func() {
-		var text strings.Builder
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			text.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "vmtest test ") {
-				kept <- text.String()
-			}
-		}
-		close(kept)
-	}()
+	kept := untilLine(stderr, "vmtest test ")
 	var text string
 	select {
 	case s, ok := <-kept:
