@@ -71,6 +71,8 @@ type Config struct {
 	SecureBoot bool
 	// ForeignUserData seeds the machine with this user-data exactly (WithForeignUserData).
 	ForeignUserData []byte
+	// Log receives Open's progress lines (WithLog); nil: standard error.
+	Log func(format string, args ...any)
 }
 
 // restorable says whether a machine may be restored from a saved state instead of booted: a
@@ -197,6 +199,11 @@ func WithTPM() Option { return func(c *Config) { c.TPM = true } }
 // image without that chain stops in the firmware (the console says "Access Denied"). Such a
 // machine always boots for real: the boot chain is what it is for.
 func WithSecureBoot() Option { return func(c *Config) { c.SecureBoot = true } }
+
+// WithLog sends a machine's progress lines (the boot's stages, then what it logs while it
+// lives) to f instead of standard error: for tools that draw them (vmtest spawn's live line).
+// Tests get their lines through t.Logf whatever this says.
+func WithLog(f func(format string, args ...any)) Option { return func(c *Config) { c.Log = f } }
 
 // WithForeignUserData boots a local QEMU machine (whatever VMTEST_TARGET says) seeded with ud
 // exactly, as another tool or a cloud would seed it: the harness's keys are not in it, so the

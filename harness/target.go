@@ -346,7 +346,11 @@ func Open(ctx context.Context, name string, opts ...Option) (*Machine, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	m, err := start(ctx, cfg, sanitize(name), stderrLog)
+	logf := stderrLog
+	if cfg.Log != nil {
+		logf = cfg.Log
+	}
+	m, err := start(ctx, cfg, sanitize(name), logf)
 	if err != nil && m != nil {
 		m.Close()
 		m = nil

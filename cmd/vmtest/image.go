@@ -119,6 +119,10 @@ func build(ctx context.Context, images []image, force bool) ([]string, error) {
 	for i, im := range images {
 		byArch[im.a.Name] = append(byArch[im.a.Name], i)
 	}
+	// The builders' steps: one live line on a terminal, a line each in a log.
+	prog := newProgress(os.Stderr)
+	defer prog.Done()
+	var log io.Writer = prog
 	var wg sync.WaitGroup
 	for _, idx := range byArch {
 		wg.Add(1)
@@ -126,11 +130,11 @@ func build(ctx context.Context, images []image, force bool) ([]string, error) {
 			defer wg.Done()
 			for _, i := range idx {
 				im, start := images[i], time.Now()
-				paths[i], errs[i] = standin.Build(ctx, standin.Options{Arch: im.a, Flavour: im.f, Force: force})
+				paths[i], errs[i] = standin.Build(ctx, standin.Options{Arch: im.a, Flavour: im.f, Force: force, Log: log})
 				if errs[i] != nil {
 					return
 				}
-				fmt.Fprintf(os.Stderr, "standin: %s %s ready in %.1fs\n", im.f, im.a.Name, time.Since(start).Seconds())
+				prog.Logf("standin: %s %s ready in %.1fs", im.f, im.a.Name, time.Since(start).Seconds())
 			}
 		}()
 	}

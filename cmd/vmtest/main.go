@@ -150,7 +150,10 @@ func spawn(args []string) error {
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	m, err := harness.Open(ctx, "spawn-"+*name, opts...)
+	// The boot's stages: one live line on a terminal, a line each in a log.
+	prog := newProgress(os.Stderr)
+	m, err := harness.Open(ctx, "spawn-"+*name, append(opts, harness.WithLog(prog.Logf))...)
+	prog.Done()
 	if err != nil {
 		return err
 	}
