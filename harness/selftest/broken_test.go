@@ -42,12 +42,30 @@ var wantBroken = []string{
 // and every other check must still pass. The end-to-end proof that the suites catch a broken
 // image. (The reboot tests are left out: they judge nothing broken here and cost a boot each.)
 func TestBrokenGuestFailsExactlyTheMatchingChecks(t *testing.T) {
-	root := moduleRoot(t)
-	cmd := exec.CommandContext(t.Context(), "go", "test", "-json", "-count=1", "-timeout", "30m",
-		"-skip", "^(TestJournalSurvivesReboot|TestFilesystemsSurviveReboot)$",
+	failed, output := runBroken(t, breakPromises, "-skip", "^(TestJournalSurvivesReboot|TestFilesystemsSurviveReboot)$",
 		"./suites/agents/", "./suites/boot/", "./suites/firewall/", "./suites/logging/", "./suites/network/")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "VMTEST_RUNCMD="+breakPromises, "VMTEST_KEEP=never")
+	assert.Equal(t, wantBroken, failed, "exactly the checks of the broken promises must fail")
+	for name, want := range map[string]string{
+		"firewall/TestChecks/firewall.ports": `ports: expected "", got "8080/tcp"`,
+		"logging/TestChecks/logging.auditd":  `auditd state: expected "active", got "inactive"`,
+		"network/TestChecks/network.sysctls": `sysctl net.ipv4.conf.all.rp_filter: expected "1", got "0"`,
+		"agents/TestChecks/agents.sshd":      `sshd -T passwordauthentication: expected no, got "yes"`,
+		"boot/TestChecks/boot.system_state":  "vmtest-broken.service",
+	} {
+		if b := output[name]; assert.NotNil(t, b, name) {
+			assert.Contains(t, b.String(), want, "%s must name the expected and the actual value", name)
+		}
+	}
+}
+
+// runBroken runs go test on the suite packages (args: flags, then packages) against a stand-in
+// whose first boot ran breakCmds (VMTEST_RUNCMD), and returns the failed tests that have no
+// failed subtest (a table's TestChecks fails with its failing rows), sorted, with every test's
+// output.
+func runBroken(t *testing.T, breakCmds string, args ...string) ([]string, map[string]*strings.Builder) {
+	cmd := exec.CommandContext(t.Context(), "go", append([]string{"test", "-json", "-count=1", "-timeout", "30m"}, args...)...)
+	cmd.Dir = moduleRoot(t)
+	cmd.Env = append(os.Environ(), "VMTEST_RUNCMD="+breakCmds, "VMTEST_KEEP=never")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, _ := cmd.Output() // failing tests are expected: judge the events
@@ -72,7 +90,6 @@ func TestBrokenGuestFailsExactlyTheMatchingChecks(t *testing.T) {
 		}
 	}
 	require.NotEmpty(t, results, "no suite test ran: %s", stderr.String())
-	// The failed checks: leaves only (a table's TestChecks fails with its failing rows).
 	var failed []string
 	for name, r := range results {
 		if r == "fail" && !hasFailedChild(results, name) {
@@ -83,16 +100,30 @@ func TestBrokenGuestFailsExactlyTheMatchingChecks(t *testing.T) {
 	for _, name := range failed {
 		t.Logf("%s failed as:\n%s", name, check.LastLines(output[name].String(), 12))
 	}
-	assert.Equal(t, wantBroken, failed, "exactly the checks of the broken promises must fail")
-	for name, want := range map[string]string{
-		"firewall/TestChecks/firewall.ports": `ports: expected "", got "8080/tcp"`,
-		"logging/TestChecks/logging.auditd":  `auditd state: expected "active", got "inactive"`,
-		"network/TestChecks/network.sysctls": `sysctl net.ipv4.conf.all.rp_filter: expected "1", got "0"`,
-		"agents/TestChecks/agents.sshd":      `sshd -T passwordauthentication: expected no, got "yes"`,
-		"boot/TestChecks/boot.system_state":  "vmtest-broken.service",
-	} {
+	return failed, output
+}
+
+// TestRefusalsFailWhenSignaturesAreNotChecked runs the package suite's refusal tests against a
+// stand-in whose first boot turned package signature checking off (dnf: gpgcheck=0; apt:
+// unauthenticated repositories and packages allowed) while the profile still promises it: the
+// unsigned and untrusted cases must fail, naming the acceptance; what the managers check
+// whatever that setting says (apt's hash of a package against its index, rpm's own digests, and
+// the repository file's repo_gpgcheck=1) must still be refused.
+func TestRefusalsFailWhenSignaturesAreNotChecked(t *testing.T) {
+	off := strings.Join([]string{
+		"sed -i 's/^gpgcheck=.*/gpgcheck=0/' /etc/dnf/dnf.conf",
+		"printf 'Acquire::AllowInsecureRepositories \"true\";\\nAPT::Get::AllowUnauthenticated \"true\";\\n' > /etc/apt/apt.conf.d/01-vmtest-broken",
+	}, "\n")
+	failed, output := runBroken(t, off, "-run", "^TestRefusals$", "./suites/packages/")
+	assert.Equal(t, []string{
+		"packages/TestRefusals/apt/unsigned",
+		"packages/TestRefusals/apt/untrusted",
+		"packages/TestRefusals/dnf/unsigned",
+		"packages/TestRefusals/dnf/untrusted",
+	}, failed, "exactly the signature checks that were turned off must fail")
+	for _, name := range failed {
 		if b := output[name]; assert.NotNil(t, b, name) {
-			assert.Contains(t, b.String(), want, "%s must name the expected and the actual value", name)
+			assert.Regexp(t, `expected refused \(non-zero exit and /.*/\), got exit 0`, b.String(), "%s must say the manager accepted", name)
 		}
 	}
 }

@@ -164,6 +164,13 @@ func TestUnitRPMRefused(t *testing.T) {
 				}
 			}
 		}
+		// With gpgcheck off rpm itself still refuses the altered package (recorded on the
+		// stand-in by TestRefusalsFailWhenSignaturesAreNotChecked, dnf 4.14 and rpm 4.18).
+		nogpg := "Running transaction test\nThe downloaded packages were saved in cache until the next successful transaction.\nYou can remove cached packages by executing 'dnf clean packages'.\nError: Transaction test error:\n  package vmtest-hello-1.1-1.x86_64 does not verify: Payload SHA256 digest: BAD (Expected 673725b0d6a19525ad2d3209a10e53504dc55d709526525db5acec7d96214eed != 2efc1f09edbb7084cc3c231ec943e0fb3d4c647266e6ba9e6826757e4f9e3e69)\n"
+		require.NoError(t, Refused("altered, gpgcheck off", true, refusal(t, d, "altered").Pattern, 1, nogpg), name)
+		for _, c := range []string{"unsigned", "untrusted", "untrusted-metadata"} {
+			assert.Error(t, Refused(c, true, refusal(t, d, c).Pattern, 1, nogpg), "%s: %s's pattern must not match rpm's digest refusal", name, c)
+		}
 		assert.True(t, refusal(t, d, "untrusted-metadata").AtRefresh, name)
 		assert.True(t, refusal(t, d, "untrusted-metadata").RepoGPGCheck, name)
 		assert.False(t, refusal(t, d, "unsigned").AtRefresh, "%s checks package signatures at install", name)

@@ -48,7 +48,9 @@ var dnf4 = rpmDriver{
 	refusals: []Refusal{
 		{Repo: "unsigned", Pattern: `is not signed`},
 		{Repo: "untrusted", Pattern: `not correct for this package|Public key for \S+ is not installed`},
-		{Repo: "altered", Pattern: `Problem opening package|[Dd]igests? (mismatch|BAD|NOT OK)`},
+		// With gpgcheck dnf's own check fails to open it; without, rpm's transaction test finds
+		// "does not verify: Payload SHA256 digest: BAD" (both recorded on the stand-in).
+		{Repo: "altered", Pattern: `Problem opening package|does not verify: \S+ \S+ digest: BAD|[Dd]igests? (mismatch|BAD|NOT OK)`},
 		{Repo: "untrusted", RepoGPGCheck: true, AtRefresh: true, Pattern: `repomd\.xml GPG signature verification error|[Bb]ad GPG signature`},
 	},
 }
@@ -68,7 +70,7 @@ var dnf5 = rpmDriver{
 	refusals: []Refusal{
 		{Repo: "unsigned", Pattern: `has failed: The package is not signed`},
 		{Repo: "untrusted", Pattern: `has failed: (Import of the key didn't help, wrong key\?|Public key is not installed|No corresponding key was found|The signature is valid, but the key is not trusted)`},
-		{Repo: "altered", Pattern: `Problem occurred when opening the package|[Dd]igests? (mismatch|BAD|NOT OK)`},
+		{Repo: "altered", Pattern: `Problem occurred when opening the package|does not verify: \S+ \S+ digest: BAD|[Dd]igests? (mismatch|BAD|NOT OK)`},
 		{Repo: "untrusted", RepoGPGCheck: true, AtRefresh: true, Pattern: `repomd\.xml GPG signature verification error|[Bb]ad GPG signature|[Ss]igning key not found`},
 	},
 }
@@ -90,7 +92,7 @@ var tdnf = rpmDriver{
 	refusals: []Refusal{
 		{Repo: "unsigned", Pattern: `RPM not signed`},
 		{Repo: "untrusted", Pattern: `RPM is signed but failed to match with known keys|public key is unavailable|key is not trusted`},
-		{Repo: "altered", Pattern: `possible corrupt rpm file|rpm generic failure|File checksum does not match|[Dd]igests? (mismatch|BAD|NOT OK)`},
+		{Repo: "altered", Pattern: `possible corrupt rpm file|rpm generic failure|File checksum does not match|does not verify: \S+ \S+ digest: BAD|[Dd]igests? (mismatch|BAD|NOT OK)`},
 		{Repo: "untrusted", RepoGPGCheck: true, AtRefresh: true, Pattern: `repo md signature check|failed to verify signature`},
 	},
 }
