@@ -16,6 +16,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 
 	fx "github.com/azl-vmtest/azl-vmtest/fixtures/packages"
@@ -163,4 +165,39 @@ func Refused(what string, want bool, pattern string, code int, out string) error
 		return fmt.Errorf("%s: expected accepted (gpgcheck off), got exit %d: %q", what, code, check.LastLines(out, 6))
 	}
 	return nil
+}
+
+// InstallOnlyLimit reads installonly_limit from the RPM manager's effective configuration (the
+// dnf-config probe's output).
+func InstallOnlyLimit(out string) (int, error) {
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if ok && strings.TrimSpace(k) == "installonly_limit" {
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || n < 0 {
+				return 0, fmt.Errorf("installonly_limit: %q is not a count", strings.TrimSpace(v))
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("installonly_limit: not in the manager's configuration dump %q", check.LastLines(out, 4))
+}
+
+// InstallOnlyKept judges the versions of install-only pkg left after installing each of
+// versions in turn (oldest first), one version(-release) per line in out (the driver's
+// Installed): the newest limit of them (all of them with limit 0, which means no limit), the
+// older ones removed.
+func InstallOnlyKept(pkg string, versions []string, limit int, out string) error {
+	want := versions
+	if limit > 0 && limit < len(versions) {
+		want = versions[len(versions)-limit:]
+	}
+	var got []string
+	for _, f := range strings.Fields(out) {
+		v, _, _ := strings.Cut(f, "-")
+		got = append(got, v)
+	}
+	sort.Strings(got)
+	return check.Equal(fmt.Sprintf("%s versions installed after installing %s (installonly_limit %d)", pkg, strings.Join(versions, ", "), limit),
+		strings.Join(want, " "), strings.Join(got, " "))
 }

@@ -208,3 +208,28 @@ func TestUnitCheckUpdateTdnf(t *testing.T) {
 	// Its plain listing drops the version (a %%s in its format): not what the driver asks for.
 	assert.Error(t, Upgradable("vmtest-hello", "1.1", "%s\rvmtest-hello.x86_64\n"))
 }
+
+func TestUnitInstallOnly(t *testing.T) {
+	// dnf 4's conf.dump() on the stand-in (Debian's dnf.conf sets installonly_limit=3).
+	n, err := InstallOnlyLimit("gpgcheck = 1\ninstallonly_limit = 3\ninstallonlypkgs = kernel, installonlypkg(vm)\n")
+	require.NoError(t, err)
+	assert.Equal(t, 3, n)
+	n, err = InstallOnlyLimit("installonly_limit=0\n") // dnf5 dump / tdnf.conf spelling; 0: no limit
+	require.NoError(t, err)
+	assert.Equal(t, 0, n)
+	_, err = InstallOnlyLimit("(no RPM package manager: no dnf5, dnf or tdnf)\n")
+	assert.ErrorContains(t, err, "installonly_limit: not in the manager's configuration dump")
+	_, err = InstallOnlyLimit("installonly_limit = three\n")
+	assert.ErrorContains(t, err, `"three" is not a count`)
+
+	v := []string{"1.0", "2.0", "3.0", "4.0"}
+	require.NoError(t, InstallOnlyKept("vmtest-kernel", v, 3, "2.0-1\n3.0-1\n4.0-1\n")) // rpm -q on the stand-in
+	require.NoError(t, InstallOnlyKept("vmtest-kernel", v, 3, "4.0\n2.0\n3.0\n"))
+	require.NoError(t, InstallOnlyKept("vmtest-kernel", v, 0, "1.0\n2.0\n3.0\n4.0\n"))
+	require.NoError(t, InstallOnlyKept("vmtest-kernel", v, 9, "1.0\n2.0\n3.0\n4.0\n"))
+	// Not install-only (each install replaced the last), the limit ignored, or the newest removed.
+	assert.EqualError(t, InstallOnlyKept("vmtest-kernel", v, 3, "4.0\n"),
+		`vmtest-kernel versions installed after installing 1.0, 2.0, 3.0, 4.0 (installonly_limit 3): expected "2.0 3.0 4.0", got "4.0"`)
+	assert.Error(t, InstallOnlyKept("vmtest-kernel", v, 3, "1.0\n2.0\n3.0\n4.0\n"))
+	assert.Error(t, InstallOnlyKept("vmtest-kernel", v, 3, "1.0\n2.0\n3.0\n"))
+}

@@ -34,8 +34,9 @@ func TestMain(m *testing.M) {
 	if err == nil {
 		repos = dir
 		start := time.Now()
-		if err = buildRepos(context.Background(), dir); err == nil {
-			fmt.Fprintf(os.Stderr, "package fixtures: 32 packages and 8 repositories built in %.1fs\n", time.Since(start).Seconds())
+		var n int
+		if n, err = buildRepos(context.Background(), dir); err == nil {
+			fmt.Fprintf(os.Stderr, "package fixtures: %d packages and 8 repositories built in %.1fs\n", n, time.Since(start).Seconds())
 		}
 	}
 	var addr string
@@ -63,49 +64,59 @@ func TestMain(m *testing.M) {
 // four repositories of them under <format>/: trusted (packages and index signed with the key
 // the guest gets), unsigned, untrusted (signed with another key) and altered (vmtest-hello 1.1
 // changed after signing: a deb after indexing, as apt checks the index's hashes; an RPM before
-// indexing, so rpm's own signature and digest checks must catch it).
-func buildRepos(ctx context.Context, dir string) error {
+// indexing, so rpm's own signature and digest checks must catch it). The trusted RPM repository
+// also holds the install-only vmtest-kernel's versions. It returns how many packages it built.
+func buildRepos(ctx context.Context, dir string) (built int, err error) {
 	cfg, err := harness.ConfigFromEnv()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if trusted, err = fx.NewKey("azl-vmtest trusted"); err != nil {
-		return err
+		return 0, err
 	}
 	other, err := fx.NewKey("azl-vmtest untrusted")
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if err := os.WriteFile(filepath.Join(dir, "trusted.asc"), trusted.Public, 0o644); err != nil {
-		return err
+		return 0, err
 	}
 	keys := map[string]*fx.Key{"trusted": trusted, "unsigned": nil, "untrusted": other, "altered": trusted}
 	for _, f := range []fx.Format{fx.Deb, fx.RPM} {
 		for name, key := range keys {
 			pool := filepath.Join(dir, "pool", string(f), name)
 			if err := os.MkdirAll(pool, 0o755); err != nil {
-				return err
+				return 0, err
 			}
-			var pkgs []string
+			var specs []fx.Spec
 			for _, v := range fx.Versions {
 				for _, n := range []string{fx.Hello, fx.HelloData} {
-					// debs are never signed themselves: apt checks the repository's signature.
-					s := fx.Spec{Name: n, Version: v, Format: f, Arch: cfg.Arch.Name}
-					if f == fx.RPM {
-						s.Sign = key
-					}
-					p, err := fx.Build(pool, s)
-					if err != nil {
-						return err
-					}
-					pkgs = append(pkgs, p)
+					specs = append(specs, fx.Spec{Name: n, Version: v})
 				}
 			}
+			if f == fx.RPM && name == "trusted" {
+				for _, v := range fx.KernelVersions {
+					specs = append(specs, fx.Spec{Name: fx.Kernel, Version: v})
+				}
+			}
+			var pkgs []string
+			for _, s := range specs {
+				s.Format, s.Arch = f, cfg.Arch.Name
+				if f == fx.RPM {
+					s.Sign = key // debs are never signed themselves: apt checks the repository's signature
+				}
+				p, err := fx.Build(pool, s)
+				if err != nil {
+					return 0, err
+				}
+				pkgs = append(pkgs, p)
+			}
+			built += len(pkgs)
 			victim := filepath.Join(pool, fx.Spec{Name: fx.Hello, Version: fx.Versions[1], Format: f, Arch: cfg.Arch.Name}.FileName())
 			repo := filepath.Join(dir, string(f), name)
 			if f == fx.RPM && name == "altered" {
 				if err := flipLastByte(victim); err != nil {
-					return err
+					return 0, err
 				}
 			}
 			if f == fx.Deb {
@@ -114,16 +125,16 @@ func buildRepos(ctx context.Context, dir string) error {
 				err = fx.RPMRepo(ctx, repo, pkgs, key)
 			}
 			if err != nil {
-				return err
+				return 0, err
 			}
 			if f == fx.Deb && name == "altered" {
 				if err := flipLastByte(filepath.Join(repo, filepath.Base(victim))); err != nil {
-					return err
+					return 0, err
 				}
 			}
 		}
 	}
-	return nil
+	return built, nil
 }
 
 // flipLastByte changes a package's last byte (in its compressed payload).
@@ -254,6 +265,36 @@ func TestLifecycle(t *testing.T) {
 		assert.NotEqual(t, 0, code, "%s must be gone after purge", fx.Config)
 		out, code = run(t, m, d.Audit())
 		require.NoError(t, Clean("package database audit", code, out))
+	})
+}
+
+// TestInstallOnlyLimit, with each RPM manager: an install-only package (vmtest-kernel provides
+// installonlypkg(vm), in dnf's default installonlypkgs) installs beside its older versions
+// instead of replacing them, and the manager keeps the newest installonly_limit of them (the
+// image's effective value, as the packages.config row reads it), removing the oldest: installing
+// 1.0 to 4.0 one after the other leaves 2.0, 3.0 and 4.0 under a limit of 3.
+func TestInstallOnlyLimit(t *testing.T) {
+	m := vm.Machine(t)
+	eachManager(t, m, func(t *testing.T, d Driver) {
+		switch {
+		case d.Format() != fx.RPM:
+			t.Skipf("%s has no install-only packages (Debian keeps kernels side by side by their names)", d.Name())
+		case d.Name() == "tdnf":
+			t.Skip("tdnf treats as install-only only the names in tdnf.conf's installonlypkgs (vmware/tdnf client/goal.c): a test package cannot join them without changing the image's configuration")
+		}
+		out, _ := m.Output(t, probeConfig.Cmd)
+		limit, err := InstallOnlyLimit(out)
+		require.NoError(t, err)
+		useRepo(t, m, d, "trusted", false)
+		t.Cleanup(func() { m.Output(t, "sudo rpm -e --allmatches "+fx.Kernel+" 2>&1") })
+		out, code := run(t, m, d.Refresh())
+		require.Equal(t, 0, code, "refreshing the signed repository: %s", out)
+		for _, v := range fx.KernelVersions {
+			out, code := run(t, m, d.Install(v, fx.Kernel))
+			require.Equal(t, 0, code, "install %s %s: %s", fx.Kernel, v, out)
+		}
+		out, _ = m.Output(t, d.Installed(fx.Kernel))
+		require.NoError(t, InstallOnlyKept(fx.Kernel, fx.KernelVersions, limit, out))
 	})
 }
 
