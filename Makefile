@@ -57,7 +57,7 @@ bench: image
 # test's result per run; flaky tests named, never retried).
 N ?= 5
 soak: image
-	N=$(N) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/soak.sh
+	N=$(N) SOAK_RESUME=$(SOAK_RESUME) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SUITES_TIMEOUT) scripts/soak.sh
 
 # Runs $(1) once for each architecture in ARCHES, all at once, with VMTEST_ARCH set; fails if any failed.
 define per_arch

@@ -9,23 +9,35 @@ n=${N:-5}
 arts=${VMTEST_ARTIFACTS:-$PWD/_artifacts}
 export VMTEST_ARTIFACTS=$arts
 dir=$arts/soak
-rm -rf "$dir" && mkdir -p "$dir"
+# SOAK_RESUME=1 adds N runs to those already in the folder (a soak spread over several
+# sittings); each run records the commit it tested, which heads its column in the table.
+first=1
+if [[ ${SOAK_RESUME:-0} == 1 && -d $dir ]]; then
+  last=$(ls "$dir" | sed -n 's/^run-\([0-9]*\)-.*\.json$/\1/p' | sort -n | tail -1)
+  first=$((${last:-0} + 1))
+else
+  rm -rf "$dir"
+fi
+mkdir -p "$dir"
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+[[ -n $(git status --porcelain 2>/dev/null) ]] && commit="$commit+changes"
 IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
 trap 'trap "" INT TERM; kill -INT 0; wait; exit 130' INT TERM
 start=$(date +%s)
-for ((i = 1; i <= n; i++)); do
+for ((i = first; i < first + n; i++)); do
   pids=()
   for a in "${arches[@]}"; do
+    echo "$commit" >"$dir/run-$i-$a.commit"
     VMTEST_ARCH=$a go test -json -count=1 -timeout "${SUITES_TIMEOUT:-60m}" ./suites/... >"$dir/run-$i-$a.json" 2>"$dir/run-$i-$a.stderr" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done
-  echo "soak: run $i of $n done after $(($(date +%s) - start))s"
+  echo "soak: run $i ($((i - first + 1)) of $n this time) done after $(($(date +%s) - start))s"
 done
 for a in "${arches[@]}"; do
   echo "## $a"
   echo
-  go run ./cmd/vmtest-soak "$dir"/run-*-"$a".json
+  go run ./cmd/vmtest-soak $(ls "$dir"/run-*-"$a".json | sort -V)
   echo
 done >"$arts/soak.md"
 rc=0

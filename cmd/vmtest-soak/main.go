@@ -3,6 +3,9 @@
 // it both passed and failed. Nothing is retried: a flaky test is reported, never made green.
 //
 //	vmtest-soak run-1.json run-2.json ... > soak.md
+//
+// A run's commit, if a RUN.commit file lies beside RUN.json, heads its column: runs added to a
+// soak over several sessions (make soak SOAK_RESUME=1) say what each tested.
 package main
 
 import (
@@ -33,8 +36,9 @@ func read(r io.Reader) (results, error) {
 	return res, err
 }
 
-// table renders the runs as markdown, and says whether any test failed in any run.
-func table(runs []results) (string, bool) {
+// table renders the runs as markdown, and says whether any test failed in any run. labels[i],
+// if any, names run i's commit.
+func table(runs []results, labels []string) (string, bool) {
 	names := map[string]bool{}
 	for _, r := range runs {
 		for n := range r {
@@ -49,7 +53,11 @@ func table(runs []results) (string, bool) {
 	var b strings.Builder
 	b.WriteString("| test |")
 	for i := range runs {
-		fmt.Fprintf(&b, " %d |", i+1)
+		if i < len(labels) && labels[i] != "" {
+			fmt.Fprintf(&b, " %d (%s) |", i+1, labels[i])
+		} else {
+			fmt.Fprintf(&b, " %d |", i+1)
+		}
 	}
 	b.WriteString(" verdict |\n|---|")
 	b.WriteString(strings.Repeat("---|", len(runs)+1) + "\n")
@@ -98,7 +106,11 @@ func main() {
 		os.Exit(2)
 	}
 	var runs []results
+	var labels []string
 	for _, f := range os.Args[1:] {
+		// The commit the run tested, if make soak recorded it beside the run (RUN.commit).
+		c, _ := os.ReadFile(strings.TrimSuffix(f, ".json") + ".commit")
+		labels = append(labels, strings.TrimSpace(string(c)))
 		fh, err := os.Open(f)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
@@ -112,7 +124,7 @@ func main() {
 		}
 		runs = append(runs, r)
 	}
-	out, failed := table(runs)
+	out, failed := table(runs, labels)
 	fmt.Print(out)
 	if failed {
 		os.Exit(1)
