@@ -33,7 +33,7 @@ func (m *Machine) saveArtifacts(dst string) error {
 	if b, err := os.ReadFile(filepath.Join(m.dir, "console.log")); err == nil {
 		write("console.log", string(b), 0o644)
 	}
-	if m.cloud != nil {
+	if vm := m.azureVM(); vm != nil {
 		// An Azure VM's serial console, through boot diagnostics (what Azure recorded so far).
 		ctx, cancel := context.WithTimeout(context.Background(), artifactLogTimeout)
 		log, err := m.serialLog(ctx)
@@ -42,7 +42,7 @@ func (m *Machine) saveArtifacts(dst string) error {
 			errs = append(errs, err)
 		}
 		write("console.log", log, 0o644)
-		write("azure.txt", fmt.Sprintf("resource group %s\nSSH %s\n", m.cloud.Group, m.sshCfg.Addr), 0o644)
+		write("azure.txt", fmt.Sprintf("resource group %s\nSSH %s\n", vm.Group, m.sshCfg.Addr), 0o644)
 	}
 	if m.inst != nil {
 		write("qemu-argv.txt", strings.Join(m.inst.Argv, " \\\n  ")+"\n", 0o644)

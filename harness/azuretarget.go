@@ -73,7 +73,9 @@ func azureProvisioner(ctx context.Context, cfg azure.Config, logf func(string, .
 
 // provision creates the machine as an Azure VM whose custom data is the harness's cloud-init
 // user-data (the test user's key, the pinned host key), then reaches it over SSH like the ssh
-// target. On any failure the VM's group is deleted (by Create, or by Close).
+// target. On any failure the VM's group is deleted: by Create if the VM was never made; else
+// the machine is returned with the error, for its artifacts (the serial log of a VM that never
+// answered) to be taken before Close deletes it, as a QEMU machine's are.
 func provision(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
 	dir, lock, err := newPrivateDir(name)
 	if err != nil {
@@ -87,11 +89,18 @@ func provision(ctx context.Context, cfg Config, name string, logf func(string, .
 	register(m) // from now on Ctrl-C cancels the provisioning and deletes what it made
 	m, err = m.provision(pctx, cfg, name)
 	m.provisioning.Done()
-	if err != nil {
+	if err != nil && m.azureVM() == nil {
 		m.Close()
 		return nil, err
 	}
-	return m, nil
+	return m, err
+}
+
+// azureVM is the machine's Azure VM, nil if none (yet, or any more).
+func (m *Machine) azureVM() *azure.VM {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cloud
 }
 
 func (m *Machine) provision(ctx context.Context, cfg Config, name string) (*Machine, error) {
@@ -150,9 +159,7 @@ func (m *Machine) deleteCloud() {
 
 // serialLog is the Azure VM's serial console log through boot diagnostics ("" if none).
 func (m *Machine) serialLog(ctx context.Context) (string, error) {
-	m.mu.Lock()
-	vm := m.cloud
-	m.mu.Unlock()
+	vm := m.azureVM()
 	if vm == nil {
 		return "", nil
 	}

@@ -56,7 +56,8 @@ func fakeAzure(t *testing.T, addr string) *azuretest.Cloud {
 }
 
 // A VM that never answers SSH: the wait is bounded by the boot timeout, the error names the
-// target, and the group is deleted before Open returns.
+// target, and the group is deleted before Open returns. (Open is for tools; for a test the
+// machine comes back with the error, for its artifacts: see the next test.)
 func TestAzureTargetDeletesTheGroupWhenTheVMNeverAnswers(t *testing.T) {
 	azureEnv(t)
 	t.Setenv("VMTEST_BOOT_TIMEOUT", "3s")
@@ -74,6 +75,32 @@ func TestAzureTargetDeletesTheGroupWhenTheVMNeverAnswers(t *testing.T) {
 	require.NotEmpty(t, calls)
 	assert.Regexp(t, `^delete-group vmtest-\d{8}-\d{6}-[0-9a-f]{6}-silent$`, calls[len(calls)-1])
 	assert.Empty(t, cloud.Groups(), "nothing left in the subscription")
+}
+
+// A test whose Azure VM never answered gets its artifacts (the serial log tells why) before the
+// group is deleted.
+func TestAzureTargetKeepsAnUnansweringVMForItsArtifacts(t *testing.T) {
+	azureEnv(t)
+	t.Setenv("VMTEST_BOOT_TIMEOUT", "2s")
+	blob := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("[    2.1] Kernel panic - not syncing: VFS: Unable to mount root fs\n"))
+	}))
+	defer blob.Close()
+	cloud := fakeAzure(t, "127.0.0.1:1") // nothing listens there
+	cloud.SerialLogURL = blob.URL + "/serial.log?sig=x"
+	cfg, err := ConfigFromEnv()
+	require.NoError(t, err)
+	m, err := start(context.Background(), cfg, "unanswered", t.Logf)
+	require.Error(t, err)
+	require.NotNil(t, m, "the machine comes back with the error, for its artifacts")
+	dst := t.TempDir()
+	_ = m.saveArtifacts(dst)
+	b, err := os.ReadFile(filepath.Join(dst, "console.log"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "Unable to mount root fs")
+	assert.Len(t, cloud.Groups(), 1, "not deleted before its artifacts are taken")
+	m.Close()
+	assert.Empty(t, cloud.Groups(), "Close deletes it")
 }
 
 // Close while the VM is being created (what Ctrl-C does to every live machine): provisioning
