@@ -242,6 +242,18 @@ func TestCreateCancelledDeletesTheGroup(t *testing.T) {
 	assert.Empty(t, cloud.Groups())
 }
 
+// Cancelled while the group is being created: Azure may have made it, so it is deleted too.
+func TestCreateCancelledWhileMakingTheGroupDeletesIt(t *testing.T) {
+	cloud := azuretest.New()
+	cloud.Block = azuretest.OpGroup
+	p := provisioner(t, cloud)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-cloud.Blocked(); cancel() }()
+	_, err := p.Create(ctx, spec)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Equal(t, []string{"create-group " + group, "delete-group " + group}, cloud.Calls())
+}
+
 func TestDeleteFailureNamesTheGroupAndTheReaper(t *testing.T) {
 	cloud := azuretest.New()
 	p := provisioner(t, cloud)

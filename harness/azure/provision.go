@@ -120,7 +120,14 @@ func GroupName(run, name string) string {
 func (p *Provisioner) Create(ctx context.Context, s Spec) (vm *VM, err error) {
 	vm = &VM{Group: GroupName(s.RunID, s.Name), Name: "vm", p: p}
 	if err := p.createGroup(ctx, vm.Group, s); err != nil {
-		return nil, fmt.Errorf("azure: resource group %s: %w", vm.Group, Explain(err))
+		err = fmt.Errorf("azure: resource group %s: %w", vm.Group, Explain(err))
+		if ctx.Err() != nil {
+			// Cancelled in flight: Azure may have made it all the same.
+			if derr := vm.Delete(); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
+		return nil, err
 	}
 	defer func() {
 		if err != nil {
