@@ -21,10 +21,7 @@ import (
 
 // azureEnv is a complete azure target configuration (no credentials).
 func azureEnv(t *testing.T) {
-	t.Setenv("VMTEST_TARGET", "azure")
-	t.Setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000001")
-	t.Setenv("VMTEST_AZURE_LOCATION", "westus3")
-	t.Setenv("VMTEST_AZURE_IMAGE", "MicrosoftCBLMariner:azure-linux-3:azure-linux-3-gen2:latest")
+	azuretest.SetEnv(t)
 	t.Setenv("VMTEST_ARTIFACTS", t.TempDir())
 }
 

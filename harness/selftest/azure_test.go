@@ -25,10 +25,7 @@ import (
 // from it, or the target cannot log in. Then the boot suite's checks run through the target,
 // and closing the machine deletes its resource group.
 func TestAzureTargetRunsOnAFakeCloud(t *testing.T) {
-	t.Setenv("VMTEST_TARGET", "azure")
-	t.Setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000001")
-	t.Setenv("VMTEST_AZURE_LOCATION", "westus3")
-	t.Setenv("VMTEST_AZURE_IMAGE", "MicrosoftCBLMariner:azure-linux-3:azure-linux-3-gen2:latest")
+	azuretest.SetEnv(t)
 	// The VM is a QEMU stand-in booting for real (its seed is the custom data): under TCG and
 	// beside other VMs that took 9 minutes here, near the target's 10-minute default.
 	t.Setenv("VMTEST_BOOT_TIMEOUT", "25m")

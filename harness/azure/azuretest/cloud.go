@@ -373,3 +373,12 @@ func (c *Cloud) vmsServer() computefake.VirtualMachinesServer {
 		},
 	}
 }
+
+// SetEnv configures the azure target (VMTEST_TARGET=azure and its required variables) for the
+// length of test t, for a fake subscription: no credentials are set.
+func SetEnv(t interface{ Setenv(k, v string) }) {
+	t.Setenv("VMTEST_TARGET", "azure")
+	t.Setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000001")
+	t.Setenv("VMTEST_AZURE_LOCATION", "westus3")
+	t.Setenv("VMTEST_AZURE_IMAGE", "MicrosoftCBLMariner:azure-linux-3:azure-linux-3-gen2:latest")
+}
