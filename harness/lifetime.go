@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 )
 
 // Every machine is registered from the moment its private folder exists, so that Ctrl-C or
@@ -28,6 +29,7 @@ var (
 // installs the signal handlers and removes folders that SIGKILLed runs left behind.
 func setup() {
 	sigOnce.Do(func() {
+		qemu.Scratch = scratchDir // the KVM probe's folder, removed on a signal like ours
 		removeStaleDirs()
 		ch := make(chan os.Signal, 2)
 		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)

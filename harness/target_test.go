@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,4 +126,22 @@ func TestRequireSkipsNamingThePowerAndTarget(t *testing.T) {
 	assert.Nil(t, m.Dead())
 	assert.Nil(t, m.consoleLines(0))
 	assert.Contains(t, m.consoleTail(5), "no serial console on target ssh://u@10.1.2.3:2222")
+}
+
+// The KVM probe's temporary folder is one of the harness's scratch folders, which a Ctrl-C or
+// SIGTERM handler removes (a signal during the probe left it behind once).
+func TestKVMProbeFolderIsRemovedOnASignal(t *testing.T) {
+	setup()
+	dir, done, err := qemu.Scratch("kvmprobe")
+	require.NoError(t, err)
+	liveMu.Lock()
+	_, registered := scratch[dir]
+	liveMu.Unlock()
+	assert.True(t, registered, "the probe's folder %s is in the scratch registry", dir)
+	done()
+	assert.NoDirExists(t, dir)
+	liveMu.Lock()
+	_, registered = scratch[dir]
+	liveMu.Unlock()
+	assert.False(t, registered)
 }

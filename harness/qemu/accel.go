@@ -42,22 +42,36 @@ func KVMUsable(a arch.Arch) (bool, string) {
 	return kvmOK, kvmReason
 }
 
+// Scratch makes a private temporary folder for the probe and returns what removes it. The
+// harness sets it to its own scratch folders, which its Ctrl-C and SIGTERM handler removes too
+// (a signal during the probe left this folder behind, found by the signal self-test). The
+// default is like a VM's private folder: locked while in use, so a run killed mid-probe leaves
+// a folder the next run removes.
+var Scratch = func(name string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", "azl-vmtest-"+name+"-")
+	if err != nil {
+		return "", nil, err
+	}
+	l, ok, err := cache.TryLock(filepath.Join(dir, "owner.lock"))
+	return dir, func() {
+		os.RemoveAll(dir)
+		if err == nil && ok {
+			l.Unlock()
+		}
+	}, nil
+}
+
 func probeKVM(a arch.Arch) (bool, string) {
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err != nil {
 		return false, fmt.Sprintf("/dev/kvm: %v", err)
 	}
 	f.Close()
-	dir, err := os.MkdirTemp("", "azl-vmtest-kvmprobe-")
+	dir, done, err := Scratch("kvmprobe")
 	if err != nil {
 		return false, err.Error()
 	}
-	// Like a VM's private folder: locked while in use, so a run killed mid-probe leaves a folder
-	// the next run removes.
-	if l, ok, err := cache.TryLock(filepath.Join(dir, "owner.lock")); err == nil && ok {
-		defer l.Unlock()
-	}
-	defer os.RemoveAll(dir)
+	defer done()
 	var args []string
 	var wantExit int
 	bios := filepath.Join(dir, "probe.bin")
