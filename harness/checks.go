@@ -21,38 +21,9 @@ import (
 // <folder>/<profile>/<probe>/good-<arch>.txt when every row that reads it passed.
 func Check(t *testing.T, m *Machine, table check.Table) {
 	t.Helper()
-	if err := table.Validate(); err != nil {
-		t.Fatalf("check table: %v", err)
-	}
 	p := m.Profile()
-	var lines []string
-	index := map[string]int{}
-	for _, r := range table {
-		if r.Skip(p) != "" {
-			continue
-		}
-		line, err := r.Probe.Command(p)
-		if err != nil {
-			t.Fatalf("check %s: %v", r.Key, err)
-		}
-		if strings.Contains(line, check.Helper) {
-			line = strings.ReplaceAll(line, check.Helper, m.InstallProbe(t))
-		}
-		if _, ok := index[r.Probe.Name]; !ok {
-			index[r.Probe.Name] = len(lines)
-			lines = append(lines, line)
-		}
-	}
-	var res []ssh.Result
-	if len(lines) > 0 {
-		ctx, cancel := context.WithTimeout(t.Context(), DefaultCommandTimeout)
-		var err error
-		res, err = m.RunAll(ctx, lines...)
-		cancel()
-		if err != nil {
-			t.Fatalf("running the checks' probes: %v", err)
-		}
-	}
+	pr := runProbes(t, m, table)
+	lines, index, res := pr.lines, pr.index, pr.res
 	passed := map[string]bool{}
 	for _, r := range table {
 		t.Run(r.Key, func(t *testing.T) {
@@ -84,6 +55,71 @@ func Check(t *testing.T, m *Machine, table check.Table) {
 			}
 		}
 	}
+}
+
+// probes are a table's probe commands run once each: the command lines, the line each probe
+// name has, and their results.
+type probes struct {
+	lines []string
+	index map[string]int
+	res   []ssh.Result
+}
+
+// runProbes runs, in one SSH session, every probe a promised row of table needs, once.
+func runProbes(t testing.TB, m *Machine, table check.Table) probes {
+	t.Helper()
+	if err := table.Validate(); err != nil {
+		t.Fatalf("check table: %v", err)
+	}
+	p := m.Profile()
+	pr := probes{index: map[string]int{}}
+	for _, r := range table {
+		if r.Skip(p) != "" {
+			continue
+		}
+		line, err := r.Probe.Command(p)
+		if err != nil {
+			t.Fatalf("check %s: %v", r.Key, err)
+		}
+		if strings.Contains(line, check.Helper) {
+			line = strings.ReplaceAll(line, check.Helper, m.InstallProbe(t))
+		}
+		if _, ok := pr.index[r.Probe.Name]; !ok {
+			pr.index[r.Probe.Name] = len(pr.lines)
+			pr.lines = append(pr.lines, line)
+		}
+	}
+	if len(pr.lines) > 0 {
+		ctx, cancel := context.WithTimeout(t.Context(), DefaultCommandTimeout)
+		var err error
+		pr.res, err = m.RunAll(ctx, pr.lines...)
+		cancel()
+		if err != nil {
+			t.Fatalf("running the checks' probes: %v", err)
+		}
+	}
+	return pr
+}
+
+// Outcomes judges every row of table on m as Check does, without subtests: "pass", "fail" or
+// "skip" by profile key. For comparing one machine's outcomes with another's (the same image
+// reached through another target).
+func Outcomes(t testing.TB, m *Machine, table check.Table) map[string]string {
+	t.Helper()
+	p := m.Profile()
+	pr := runProbes(t, m, table)
+	out := map[string]string{}
+	for _, r := range table {
+		switch {
+		case r.Skip(p) != "":
+			out[r.Key] = "skip"
+		case r.Judge(p, string(pr.res[pr.index[r.Probe.Name]].Stdout)) != nil:
+			out[r.Key] = "fail"
+		default:
+			out[r.Key] = "pass"
+		}
+	}
+	return out
 }
 
 func probeNote(r ssh.Result) string {

@@ -37,19 +37,8 @@ func TestSSHTargetRunsTheBootSuite(t *testing.T) {
 
 	// What each row gives on the QEMU machine.
 	want := map[string]string{}
-	p := m.Profile()
-	for _, r := range boot.Checks {
-		if r.Skip(p) != "" {
-			want["TestChecks/"+r.Key] = "skip"
-			continue
-		}
-		cmd, err := r.Probe.Command(p)
-		require.NoError(t, err)
-		out, _ := m.Output(t, strings.ReplaceAll(cmd, check.Helper, m.InstallProbe(t)))
-		want["TestChecks/"+r.Key] = "pass"
-		if r.Judge(p, out) != nil {
-			want["TestChecks/"+r.Key] = "fail"
-		}
+	for key, outcome := range harness.Outcomes(t, m, boot.Checks) {
+		want["TestChecks/"+key] = outcome
 	}
 	want["TestNoConsoleTrouble"] = "skip"
 	want["TestNoKernelLogTrouble"] = "pass"
