@@ -122,7 +122,7 @@ func (m *Machine) provision(ctx context.Context, cfg Config, name string) (*Mach
 	if err != nil {
 		return m, err
 	}
-	vm, err := p.Create(ctx, azure.Spec{RunID: run, Name: name, User: cfg.User, UserKey: m.userKey.PublicLine, CustomData: m.userData})
+	vm, err := p.Create(ctx, azure.Spec{RunID: run, Name: name, HostName: seed.Hostname, User: cfg.User, UserKey: m.userKey.PublicLine, CustomData: m.userData})
 	if err != nil {
 		return m, err
 	}

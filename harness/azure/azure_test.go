@@ -106,7 +106,7 @@ func provisioner(t *testing.T, cloud *azuretest.Cloud, kv ...string) *Provisione
 	return p
 }
 
-var spec = Spec{RunID: "20261128-120000-abcdef", Name: "suites_boot", User: "azlvmtest", UserKey: "ecdsa-sha2-nistp256 AAAA user", CustomData: []byte("#cloud-config\nssh_keys: {}\n")}
+var spec = Spec{RunID: "20261128-120000-abcdef", Name: "suites_boot", HostName: "azl-vmtest-suites-boot", User: "azlvmtest", UserKey: "ecdsa-sha2-nistp256 AAAA user", CustomData: []byte("#cloud-config\nssh_keys: {}\n")}
 
 const group = "vmtest-20261128-120000-abcdef-suites_boot"
 

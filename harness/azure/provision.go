@@ -83,6 +83,7 @@ func New(cfg Config, cred azcore.TokenCredential, opts *arm.ClientOptions) (*Pro
 type Spec struct {
 	RunID      string // NewRunID: names the group and tags it
 	Name       string // the machine's name in the run
+	HostName   string // the guest's host name (the one the custom data sets too)
 	User       string // the admin user
 	UserKey    string // its public key, authorized_keys format
 	CustomData []byte // cloud-init user-data (holds the pinned host key)
@@ -142,16 +143,17 @@ func (p *Provisioner) Create(ctx context.Context, s Spec) (vm *VM, err error) {
 	steps := []struct {
 		what string
 		do   func(context.Context, *VM, Spec) error
+		skip bool
 	}{
-		{"network security group", p.createNSG},
-		{"virtual network", p.createVNet},
-		{"public IP address", p.createIP},
-		{"network interface", p.createNIC},
-		{"image from the VHD", p.createImage},
-		{"virtual machine", p.createVM},
+		{"network security group", p.createNSG, false},
+		{"virtual network", p.createVNet, false},
+		{"public IP address", p.createIP, false},
+		{"network interface", p.createNIC, false},
+		{"image from the VHD", p.createImage, p.cfg.Image.VHD == ""},
+		{"virtual machine", p.createVM, false},
 	}
 	for _, st := range steps {
-		if st.what == "image from the VHD" && p.cfg.Image.VHD == "" {
+		if st.skip {
 			continue
 		}
 		p.Logf("azure: %s: creating the %s", vm.Group, st.what)
@@ -177,8 +179,13 @@ func (p *Provisioner) createGroup(ctx context.Context, group string, s Spec) err
 	return err
 }
 
-func (p *Provisioner) pollOpts() *runtime.PollUntilDoneOptions {
-	return &runtime.PollUntilDoneOptions{Frequency: p.Poll}
+// done waits for a long-running operation that began (err: its Begin call's error).
+func done[T any](ctx context.Context, p *Provisioner, poller *runtime.Poller[T], err error) (T, error) {
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: p.Poll})
 }
 
 func (p *Provisioner) createNSG(ctx context.Context, vm *VM, _ Spec) error {
@@ -198,9 +205,7 @@ func (p *Provisioner) createNSG(ctx context.Context, vm *VM, _ Spec) error {
 			},
 		}}},
 	}, nil)
-	if err == nil {
-		_, err = poller.PollUntilDone(ctx, p.pollOpts())
-	}
+	_, err = done(ctx, p, poller, err)
 	return err
 }
 
@@ -218,9 +223,7 @@ func (p *Provisioner) createVNet(ctx context.Context, vm *VM, _ Spec) error {
 			}},
 		},
 	}, nil)
-	if err == nil {
-		_, err = poller.PollUntilDone(ctx, p.pollOpts())
-	}
+	_, err = done(ctx, p, poller, err)
 	return err
 }
 
@@ -230,10 +233,7 @@ func (p *Provisioner) createIP(ctx context.Context, vm *VM, _ Spec) error {
 		SKU:        &armnetwork.PublicIPAddressSKU{Name: to.Ptr(armnetwork.PublicIPAddressSKUNameStandard)},
 		Properties: &armnetwork.PublicIPAddressPropertiesFormat{PublicIPAllocationMethod: to.Ptr(armnetwork.IPAllocationMethodStatic)},
 	}, nil)
-	if err != nil {
-		return err
-	}
-	res, err := poller.PollUntilDone(ctx, p.pollOpts())
+	res, err := done(ctx, p, poller, err)
 	if err != nil {
 		return err
 	}
@@ -256,9 +256,7 @@ func (p *Provisioner) createNIC(ctx context.Context, vm *VM, _ Spec) error {
 			},
 		}}},
 	}, nil)
-	if err == nil {
-		_, err = poller.PollUntilDone(ctx, p.pollOpts())
-	}
+	_, err = done(ctx, p, poller, err)
 	return err
 }
 
@@ -275,9 +273,7 @@ func (p *Provisioner) createImage(ctx context.Context, vm *VM, _ Spec) error {
 			}},
 		},
 	}, nil)
-	if err == nil {
-		_, err = poller.PollUntilDone(ctx, p.pollOpts())
-	}
+	_, err = done(ctx, p, poller, err)
 	return err
 }
 
@@ -308,7 +304,7 @@ func (p *Provisioner) createVM(ctx context.Context, vm *VM, s Spec) error {
 			},
 		},
 		OSProfile: &armcompute.OSProfile{
-			ComputerName:  to.Ptr(hostName(s.Name)),
+			ComputerName:  &s.HostName,
 			AdminUsername: &s.User,
 			CustomData:    to.Ptr(base64.StdEncoding.EncodeToString(s.CustomData)),
 			LinuxConfiguration: &armcompute.LinuxConfiguration{
@@ -335,19 +331,8 @@ func (p *Provisioner) createVM(ctx context.Context, vm *VM, s Spec) error {
 		}
 	}
 	poller, err := p.vms.BeginCreateOrUpdate(ctx, vm.Group, vm.Name, armcompute.VirtualMachine{Location: &p.cfg.Location, Properties: props}, nil)
-	if err == nil {
-		_, err = poller.PollUntilDone(ctx, p.pollOpts())
-	}
+	_, err = done(ctx, p, poller, err)
 	return err
-}
-
-// hostName is the guest's host name (Azure allows 64 characters, letters, digits, hyphens).
-func hostName(name string) string {
-	h := strings.Trim(regexp.MustCompile(`[^a-z0-9-]+`).ReplaceAllString("azl-vmtest-"+strings.ToLower(name), "-"), "-")
-	if len(h) > 63 {
-		h = strings.TrimRight(h[:63], "-")
-	}
-	return h
 }
 
 // SerialLog reads the VM's serial console log through boot diagnostics.
@@ -387,9 +372,7 @@ func (p *Provisioner) deleteGroup(ctx context.Context, group string) error {
 	poller, err := p.groups.BeginDelete(ctx, group, &armresources.ResourceGroupsClientBeginDeleteOptions{
 		ForceDeletionTypes: to.Ptr("Microsoft.Compute/virtualMachines"),
 	})
-	if err == nil {
-		_, err = poller.PollUntilDone(ctx, p.pollOpts())
-	}
+	_, err = done(ctx, p, poller, err)
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("azure: resource group %s NOT deleted (%w): delete it with `az group delete -n %s`, or `vmtest azure reap` deletes every group a run left", group, Explain(err), group)
 	}
