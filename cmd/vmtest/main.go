@@ -31,14 +31,12 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
-	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 	"github.com/azl-vmtest/azl-vmtest/harness/runstate"
 )
 
@@ -293,28 +291,20 @@ func stop(args []string) error {
 	if len(targets) == 0 && args[0] != "-all" && args[0] != "--all" {
 		return fmt.Errorf("no VM named %q (vmtest list)", args[0])
 	}
-	root, err := runstate.Root()
-	if err != nil {
-		return err
-	}
 	for _, s := range targets {
 		if err := syscall.Kill(s.Pid, syscall.SIGTERM); err != nil {
 			return fmt.Errorf("%s: signalling its spawner (pid %d): %w", s.Name, s.Pid, err)
 		}
-		// The spawner holds the lock until QEMU is closed: waiting for it is waiting for that.
+		// The spawner holds the entry until QEMU is closed (the harness's signal handler stops
+		// its VMs and exits): waiting for the entry is waiting for that.
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		l, err := cache.AcquireLock(ctx, filepath.Join(root, s.Name, "lock"), nil)
+		err := runstate.AwaitReleased(ctx, s.Name)
+		timedOut := ctx.Err() != nil
 		cancel()
 		switch {
-		case err == nil:
-			// The spawner is gone (the harness's signal handler stops its VMs and exits): its
-			// state is the stopper's to remove.
-			l.Unlock()
-			os.RemoveAll(filepath.Join(root, s.Name))
-		case errors.Is(err, os.ErrNotExist): // already removed: stopped
-		case ctx.Err() != nil:
+		case err != nil && timedOut:
 			return fmt.Errorf("%s: its spawner (pid %d) did not stop within 30 s", s.Name, s.Pid)
-		default:
+		case err != nil:
 			return err
 		}
 		fmt.Printf("vmtest: %s stopped\n", s.Name)

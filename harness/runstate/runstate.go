@@ -6,6 +6,7 @@
 package runstate
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,4 +103,24 @@ func Load() (states []State, gone []string, err error) {
 	}
 	sort.Slice(states, func(i, j int) bool { return states[i].Name < states[j].Name })
 	return states, gone, nil
+}
+
+// AwaitReleased waits until the holder of name has released it (its lock is free: the VM is
+// stopped, or the holder died), then removes what it left. An entry already gone counts as
+// released; ctx bounds the wait.
+func AwaitReleased(ctx context.Context, name string) error {
+	root, err := Root()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(root, name)
+	l, err := cache.AcquireLock(ctx, filepath.Join(dir, "lock"), nil)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil:
+		return err
+	}
+	l.Unlock()
+	return os.RemoveAll(dir)
 }
