@@ -24,13 +24,7 @@ var Checks = check.Table{
 // MainConfig checks that every key in want has its value in the dump ("key = value" or
 // "key=value" lines; booleans compared as true/false whatever the spelling: 1, True, yes).
 func MainConfig(want map[string]string, out string) error {
-	got := map[string]string{}
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if ok && !strings.HasPrefix(strings.TrimSpace(k), "#") {
-			got[strings.TrimSpace(k)] = strings.TrimSpace(v)
-		}
-	}
+	got := configDump(out)
 	keys := make([]string, 0, len(want))
 	for k := range want {
 		keys = append(keys, k)
@@ -48,6 +42,19 @@ func MainConfig(want map[string]string, out string) error {
 		errs = append(errs, check.Equal(fmt.Sprintf("package manager option %s", k), boolish(want[k]), boolish(v)))
 	}
 	return check.Errors(errs...)
+}
+
+// configDump reads a configuration dump's "key = value" / "key=value" lines ("#" comments
+// skipped).
+func configDump(out string) map[string]string {
+	got := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if ok && !strings.HasPrefix(strings.TrimSpace(k), "#") {
+			got[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+	}
+	return got
 }
 
 // boolish spells a boolean option one way (libdnf accepts 1/0, True/False, yes/no, on/off).

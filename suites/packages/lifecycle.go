@@ -170,15 +170,12 @@ func Refused(what string, want bool, pattern string, code int, out string) error
 // InstallOnlyLimit reads installonly_limit from the RPM manager's effective configuration (the
 // dnf-config probe's output).
 func InstallOnlyLimit(out string) (int, error) {
-	for _, line := range strings.Split(out, "\n") {
-		k, v, ok := strings.Cut(line, "=")
-		if ok && strings.TrimSpace(k) == "installonly_limit" {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 0 {
-				return 0, fmt.Errorf("installonly_limit: %q is not a count", strings.TrimSpace(v))
-			}
-			return n, nil
+	if v, ok := configDump(out)["installonly_limit"]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("installonly_limit: %q is not a count", v)
 		}
+		return n, nil
 	}
 	return 0, fmt.Errorf("installonly_limit: not in the manager's configuration dump %q", check.LastLines(out, 4))
 }
