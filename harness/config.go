@@ -37,7 +37,7 @@ type Config struct {
 	Profile     string // name or file; "" = detect from /etc/os-release
 	MemoryMB    int
 	CPUModel    string // -cpu under TCG (VMTEST_CPU_MODEL); "" = the architecture's default
-	CPUs        int
+	CPUs        int    // 0 = the accelerator's default (DefaultCPUs)
 	Artifacts   string
 	Keep        Keep
 	BootTimeout time.Duration
@@ -98,7 +98,7 @@ type Option func(*Config)
 // WithMemory sets the guest's memory in MiB.
 func WithMemory(mb int) Option { return func(c *Config) { c.MemoryMB = mb } }
 
-// WithCPUs sets the guest's CPU count.
+// WithCPUs sets the guest's CPU count (default: DefaultCPUs for the accelerator).
 func WithCPUs(n int) Option { return func(c *Config) { c.CPUs = n } }
 
 // WithArch sets the guest architecture (x86_64, aarch64); the default image follows it.
@@ -221,7 +221,7 @@ func WithForeignUserData(ud []byte) Option {
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {
 	setup()
-	c := Config{Accel: "auto", MemoryMB: 2048, CPUs: 2, Keep: KeepFailed, User: "azlvmtest", Restore: true}
+	c := Config{Accel: "auto", MemoryMB: 2048, Keep: KeepFailed, User: "azlvmtest", Restore: true}
 	var err error
 	if c.Target, err = targetFromEnv(); err != nil {
 		return c, err

@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 )
 
 // Every option that changes what the guest is at "ready" makes a saved state of its own; an
@@ -52,4 +53,17 @@ func TestOptionsAndSavedStateKeys(t *testing.T) {
 	} {
 		assert.Equal(t, base, key(o), "%s changes no guest: it shares the saved state", name)
 	}
+}
+
+func TestDefaultCPUsFollowTheAccelerator(t *testing.T) {
+	t.Setenv("VMTEST_CPUS", "")
+	c, err := ConfigFromEnv()
+	require.NoError(t, err)
+	assert.Zero(t, c.CPUs, "without VMTEST_CPUS the count is chosen once the accelerator is known")
+	assert.Equal(t, 2, DefaultCPUs(qemu.AccelKVM))
+	assert.Equal(t, 1, DefaultCPUs(qemu.AccelTCG))
+	t.Setenv("VMTEST_CPUS", "3")
+	c, err = ConfigFromEnv()
+	require.NoError(t, err)
+	assert.Equal(t, 3, c.CPUs)
 }
