@@ -32,22 +32,75 @@ type Test struct {
 // Short names the test as "package/TestX" with the package's last element.
 func (t *Test) Short() string { return path.Base(t.Package) + "/" + t.Name }
 
-// Message is the test's first message: its first printed lines, at most n, without the
-// harness's artifact line; for a test that never ended, the panic that ended the binary first
-// (go test's -timeout says "panic: test timed out after ...").
+// Message is the test's failure message first, then the rest of what it printed, at most n
+// lines, without the harness's artifact line: for a test that never ended, the panic that ended
+// the binary (go test's -timeout says "panic: test timed out after ..."); then what testify's
+// assertions said (their "Error:" and "Messages:" fields); then the lines the test's own files
+// printed; then other lines; last the harness's progress lines ("vm NAME: ...", "azure: ..."),
+// which come first in a failed test's output but seldom say why it failed.
 func (t *Test) Message(n int) []string {
-	var out []string
+	var ranked [4][]string
+	var panics []string
+	header := ""
 	for _, l := range t.Output {
-		if strings.HasPrefix(l, "panic:") && t.Action == "" {
-			out = append([]string{l}, out...)
-		} else if !strings.Contains(l, "artifacts: ") {
-			out = append(out, l)
+		trimmed := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(l, "panic:") && t.Action == "":
+			panics = append(panics, l)
+			continue
+		case strings.Contains(l, "artifacts: "):
+			continue
 		}
+		if h, rest, ok := testifyField(l); ok {
+			header = h
+			if (h == "Error" || h == "Messages") && rest != "" {
+				ranked[0] = append(ranked[0], rest)
+			}
+			continue
+		}
+		if header != "" && strings.HasPrefix(l, "        \t") {
+			if header == "Error" || header == "Messages" {
+				ranked[0] = append(ranked[0], trimmed)
+			}
+			continue
+		}
+		header = ""
+		switch loc, msg, _ := strings.Cut(trimmed, ": "); {
+		case progress(msg):
+			ranked[3] = append(ranked[3], trimmed)
+		case strings.Contains(loc, "_test.go:") && msg != "":
+			ranked[1] = append(ranked[1], trimmed)
+		default:
+			ranked[2] = append(ranked[2], trimmed)
+		}
+	}
+	out := panics
+	for _, r := range ranked {
+		out = append(out, r...)
 	}
 	if len(out) > n {
 		return out[:n]
 	}
 	return out
+}
+
+// testifyField splits a line of testify's failure block ("\tError:      \tNot equal:") into its
+// field and value.
+func testifyField(l string) (field, value string, ok bool) {
+	rest, ok := strings.CutPrefix(l, "        \t")
+	if !ok {
+		return "", "", false
+	}
+	field, value, ok = strings.Cut(rest, ":")
+	if !ok || field == "" || strings.ContainsAny(field, " \t") {
+		return "", "", false
+	}
+	return field, strings.TrimSpace(value), true
+}
+
+// progress reports whether a message is one of the harness's progress lines.
+func progress(msg string) bool {
+	return strings.HasPrefix(msg, "vm ") || strings.HasPrefix(msg, "azure: ")
 }
 
 // Artifacts is the artifact folder the harness named in the test's output ("artifacts: PATH"),
@@ -308,8 +361,11 @@ func FailureLines(runs []*Run) []string {
 		for _, p := range r.Packages {
 			for _, t := range p.Failures() {
 				first := "(no message)"
-				if m := t.Message(1); len(m) > 0 {
+				if m := t.Message(2); len(m) > 0 {
 					first = m[0]
+					if len(m) > 1 && strings.HasSuffix(first, ":") { // "Received unexpected error:"
+						first += " " + m[1]
+					}
 				}
 				l := fmt.Sprintf("FAIL %s %s: %s", r.Name, t.Short(), first)
 				if a := t.Artifacts(); a != "" {

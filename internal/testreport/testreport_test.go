@@ -42,6 +42,41 @@ func TestReadCountsAndFailures(t *testing.T) {
 	assert.Equal(t, "/tmp/_artifacts/x86_64/demo/TestFails", fails.Artifacts())
 }
 
+// The harness's progress lines come first in a failed VM test's output; the reason comes after
+// (output shaped as go test printed it in CI, 2026-11-28, where the summary showed the progress
+// line instead).
+func TestMessagePutsTheReasonBeforeProgressLines(t *testing.T) {
+	testify := &Test{Action: "fail", Output: []string{
+		"    machine.go:129: vm TestX: x86_64 image /c/standin.qcow2 (qcow2), accelerator tcg (KVM not usable), 1 CPUs, 2048 MiB",
+		"    ready.go:74: vm TestX: +52.0s sshd: active",
+		"    vmtest_test.go:40: spawned",
+		"    vmtest_test.go:57: ",
+		"        \tError Trace:\t/w/harness/selftest/vmtest_test.go:57",
+		"        \tError:      \tReceived unexpected error:",
+		"        \t            \texit status 1",
+		"        \tTest:       \tTestVmtestCommand",
+		"        \tMessages:   \tvmtest list",
+		"    boot.go:41: artifacts: /a/TestX",
+	}}
+	assert.Equal(t, []string{"Received unexpected error:", "exit status 1", "vmtest list", "vmtest_test.go:40: spawned"}, testify.Message(4))
+	fatal := &Test{Action: "fail", Output: []string{
+		"    machine.go:129: vm TestY: aarch64 image i (qcow2), accelerator tcg (x), 1 CPUs, 2048 MiB",
+		"    ready.go:74: vm TestY: rebooted, SSH back after 122.6s",
+		"    hotplug.go:37: device_del fsdata: QMP connection closed",
+	}}
+	assert.Equal(t, []string{"hotplug.go:37: device_del fsdata: QMP connection closed"}, fatal.Message(1))
+	azure := &Test{Action: "fail", Output: []string{
+		"    azure.go:12: azure: vmtest-1-azure-run: creating the network security group",
+		"    azure_test.go:64: ",
+		"        \tError:      \tReceived unexpected error:",
+		"        \t            \tcontext deadline exceeded",
+	}}
+	assert.Equal(t, []string{"Received unexpected error:", "context deadline exceeded"}, azure.Message(2))
+	r := &Run{Name: "selftest-b", Packages: []*Package{{Path: "x/selftest", Tests: []*Test{azure}}}}
+	azure.Name, azure.Package = "TestAzure", "x/selftest"
+	assert.Equal(t, []string{"FAIL selftest-b selftest/TestAzure: Received unexpected error: context deadline exceeded"}, FailureLines([]*Run{r}))
+}
+
 func TestReadTimedOutPackage(t *testing.T) {
 	p := read(t, "selftest-x86_64", "dead.json").Packages[0]
 	passed, failed, skipped := p.Counts()
@@ -64,7 +99,7 @@ not json at all`))
 	require.Len(t, f, 1)
 	assert.Equal(t, "(package)", f[0].Name)
 	assert.Equal(t, []string{"# p/q", "q_test.go:3:1: syntax error"}, f[0].Output)
-	assert.Equal(t, []string{"FAIL x q/(package): # p/q"}, FailureLines([]*Run{r}))
+	assert.Equal(t, []string{"FAIL x q/(package): q_test.go:3:1: syntax error"}, FailureLines([]*Run{r}), "the compiler's message before the package line")
 }
 
 func TestMarkdown(t *testing.T) {
