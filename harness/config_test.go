@@ -34,7 +34,7 @@ func TestOptionsAndSavedStateKeys(t *testing.T) {
 	assert.Equal(t, base, key(), "the key is stable")
 	seen := map[string]string{base: "no option"}
 	for name, o := range map[string]Option{
-		"WithCPUs":          WithCPUs(1),
+		"WithCPUs":          WithCPUs(3),
 		"WithMemory":        WithMemory(1024),
 		"WithWriteFiles":    WithWriteFiles(cloudinit.File{Path: "/etc/x", Content: "y"}),
 		"WithRunCmd":        WithRunCmd("touch /x"),

@@ -117,12 +117,7 @@ func start(ctx context.Context, cfg Config, name string, logf func(string, ...an
 	if err != nil {
 		return nil, err
 	}
-	if cfg.BootTimeout == 0 {
-		cfg.BootTimeout = defaultBootTimeout(accel, cfg.Arch)
-	}
-	if cfg.CPUs == 0 {
-		cfg.CPUs = DefaultCPUs(accel)
-	}
+	cfg.settle(accel)
 	var prof *profile.Profile
 	if cfg.Profile != "" {
 		if prof, err = profile.Load(cfg.Profile); err != nil {
@@ -282,7 +277,7 @@ func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 		return err
 	}
 	if qc.Incoming == "" { // a boot: one of the host's few boot slots until ready
-		if m.bootSlot, err = slots.AcquireBoot(ctx, logf); err != nil {
+		if m.bootSlot, err = slots.AcquireBoot(ctx, qc.CPUs, logf); err != nil {
 			m.console.Close()
 			m.slot.Release()
 			return err
@@ -331,6 +326,17 @@ func (m *Machine) detectProfile(ctx context.Context) error {
 	}
 	m.log("vm %s: profile %s (%s)", m.name, m.profile.Name, m.profile.Source)
 	return nil
+}
+
+// settle fills in what depends on the accelerator and was not set: the boot timeout and the
+// guest's CPU count.
+func (c *Config) settle(accel string) {
+	if c.BootTimeout == 0 {
+		c.BootTimeout = defaultBootTimeout(accel, c.Arch)
+	}
+	if c.CPUs == 0 {
+		c.CPUs = DefaultCPUs(accel)
+	}
 }
 
 // DefaultCPUs is a guest's CPU count when neither VMTEST_CPUS nor WithCPUs says: two under
@@ -682,7 +688,7 @@ func (m *Machine) BootID(ctx context.Context) (string, error) {
 func (m *Machine) Reboot(t testing.TB) {
 	t.Helper()
 	// A reboot is a boot: it takes one of the host's boot slots, and its bound starts then.
-	boot, err := slots.AcquireBoot(testContext(t), func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) })
+	boot, err := slots.AcquireBoot(testContext(t), m.cfg.CPUs, func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) })
 	if err != nil {
 		t.Fatalf("reboot: %v", err)
 	}

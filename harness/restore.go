@@ -78,6 +78,7 @@ func StateKey(ctx context.Context, opts ...Option) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	cfg.settle(accel)
 	in, err := launch{cfg: cfg, info: info, accel: accel}.stateInputs()
 	if err != nil {
 		return "", err

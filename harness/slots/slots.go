@@ -98,21 +98,22 @@ func (g *Grant) Release() {
 	}
 }
 
-// Boots is how many VMs may boot (or reboot) at once: one per two host cores (a guest has two
-// vCPUs, and under TCG a boot keeps each busy for a minute or more); VMTEST_MAX_BOOTS overrides
-// it. More boots at once only make each slower: here, two at once on two cores beside the
-// suites' restored VMs ran boots and reboots past their 6-minute bound. Restored VMs are mostly
-// idle and need no boot slot.
-func Boots() int {
+// Boots is how many VMs with vcpus guest CPUs each may boot (or reboot) at once: one host core
+// per boot vCPU (under TCG a boot keeps each vCPU's thread busy for a minute or more);
+// VMTEST_MAX_BOOTS overrides it. More boots at once only make each slower: here, two 2-vCPU
+// boots at once on two cores beside the suites' restored VMs ran boots and reboots past their
+// 6-minute bound; with one vCPU per guest (TCG's default now) one boot left a core idle while
+// every other VM waited on it. Restored VMs are mostly idle and need no boot slot.
+func Boots(vcpus int) int {
 	if n, err := strconv.Atoi(os.Getenv("VMTEST_MAX_BOOTS")); err == nil && n > 0 {
 		return n
 	}
-	return max(1, runtime.NumCPU()/2)
+	return max(1, runtime.NumCPU()/max(1, vcpus))
 }
 
-// AcquireBoot waits for one of Boots() boot slots. A boot holds it until the guest is ready,
+// AcquireBoot waits for one of Boots(vcpus) boot slots. A boot holds it until the guest is ready,
 // and never waits for anything else meanwhile, so boot slots cannot deadlock.
-func AcquireBoot(ctx context.Context, log func(string, ...any)) (*Grant, error) {
+func AcquireBoot(ctx context.Context, vcpus int, log func(string, ...any)) (*Grant, error) {
 	dir, err := cache.Sub("slots")
 	if err != nil {
 		return nil, err
@@ -125,13 +126,13 @@ func AcquireBoot(ctx context.Context, log func(string, ...any)) (*Grant, error) 
 				return nil, 0, 0, err
 			}
 			defer mutex.Unlock()
-			return tryClass(dir, "boot", Boots(), 0, 0)
+			return tryClass(dir, "boot", Boots(vcpus), 0, 0)
 		}()
 		if err != nil || g != nil {
 			return g, err
 		}
 		if !told {
-			log("waiting to boot: %d of %d boot slots in use on this host (a boot waits for another to finish)", used, Boots())
+			log("waiting to boot: %d of %d boot slots in use on this host (a boot waits for another to finish)", used, Boots(vcpus))
 			told = true
 		}
 		select {

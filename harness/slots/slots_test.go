@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -132,4 +133,14 @@ func mustSub(t *testing.T) string {
 	d, err := cache.Sub("slots")
 	require.NoError(t, err)
 	return d
+}
+
+func TestBootsOneHostCorePerBootVCPU(t *testing.T) {
+	t.Setenv("VMTEST_MAX_BOOTS", "")
+	n := runtime.NumCPU()
+	assert.Equal(t, n, Boots(1), "one-vCPU guests: one boot per core")
+	assert.Equal(t, max(1, n/2), Boots(2))
+	assert.Equal(t, 1, Boots(4*n), "never less than one")
+	t.Setenv("VMTEST_MAX_BOOTS", "3")
+	assert.Equal(t, 3, Boots(2))
 }
