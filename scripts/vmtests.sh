@@ -6,6 +6,7 @@
 # at the end _artifacts/summary.md (per package counts and wall time, each failure's first
 # message and artifact folder, each skip's reason) and, as the last lines, the totals with the
 # VMs booted and restored, and one line per failure.
+# FOREIGN_SHORT=1 runs the suites of architectures other than the host's with go test -short.
 # Usage: scripts/vmtests.sh [selftest] [suites]   (default: both)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -62,7 +63,13 @@ for w in "${what[@]}"; do
     run "selftest-b-$host" "$host" standard -run "$b" ./harness/selftest/
     ;;
   suites)
-    for a in "${arches[@]}"; do run "suites-$a" "$a" standard ./suites/...; done
+    for a in "${arches[@]}"; do
+      # FOREIGN_SHORT=1 (make test): an architecture other than the host's runs with -short,
+      # leaving out the long tests whose subject it does not change (harness.Long).
+      short=()
+      [[ ${FOREIGN_SHORT:-0} == 1 && $a != "$host" ]] && short=(-short)
+      run "suites-$a" "$a" standard "${short[@]}" ./suites/...
+    done
     [[ -n $fips ]] && run "suites-fips-$host" "$host" fips ./suites/fips/
     ;;
   esac

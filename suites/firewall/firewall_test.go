@@ -46,6 +46,7 @@ func TestChecks(t *testing.T) { harness.Check(t, vm.Machine(t), Checks) }
 // reaches it, which shows the probe tells the two apart. A profile that promises no blocking
 // gets the opposite check: the listener is reachable without opening anything.
 func TestUnlistedPortBlockedUntilOpened(t *testing.T) {
+	harness.Long(t, "its own VM, opened to traffic from the host")
 	blocks := harness.Want[bool](t, vm.Machine(t), "firewall.blocks_unlisted_inbound")
 	svc := harness.Want[string](t, vm.Machine(t), "firewall.service")
 	m := harness.Boot(t, opts...) // its own VM: the test opens a port

@@ -38,6 +38,7 @@ func TestAuditWatchRuleRecordsEvent(t *testing.T) {
 // TestJournalSurvivesReboot: a marker logged before a reboot is in the previous boot's journal
 // (persistent), or is not (volatile).
 func TestJournalSurvivesReboot(t *testing.T) {
+	harness.Long(t, "its own VM and a reboot")
 	want := harness.Want[bool](t, vm.Machine(t), "logging.journal_persistent")
 	m := harness.Boot(t) // its own VM: the test reboots it
 	marker := fmt.Sprintf("azl-vmtest-marker-%d", time.Now().UnixNano())

@@ -196,6 +196,7 @@ func run(t *testing.T, m *harness.Machine, cmd string) (string, int) {
 // remove (program and unit gone, the edited configuration kept per the manager's rules) and
 // purge (configuration gone); the database clean.
 func TestLifecycle(t *testing.T) {
+	harness.Long(t, "each manager installs, upgrades, downgrades, undoes and removes the fixture packages")
 	m := vm.Machine(t)
 	eachManager(t, m, func(t *testing.T, d Driver) {
 		useRepo(t, m, d, "trusted", false)
@@ -274,6 +275,7 @@ func TestLifecycle(t *testing.T) {
 // image's effective value, as the packages.config row reads it), removing the oldest: installing
 // 1.0 to 4.0 one after the other leaves 2.0, 3.0 and 4.0 under a limit of 3.
 func TestInstallOnlyLimit(t *testing.T) {
+	harness.Long(t, "each RPM manager installs four kernels in turn")
 	m := vm.Machine(t)
 	eachManager(t, m, func(t *testing.T, d Driver) {
 		switch {
@@ -304,6 +306,7 @@ func TestInstallOnlyLimit(t *testing.T) {
 // repository asks for repo_gpgcheck, metadata signed by an untrusted key is refused whatever
 // gpgcheck says.
 func TestRefusals(t *testing.T) {
+	harness.Long(t, "each manager is offered every bad package and repository")
 	m := vm.Machine(t)
 	eachManager(t, m, func(t *testing.T, d Driver) {
 		gpgcheck := harness.Want[bool](t, m, "packages.gpgcheck")

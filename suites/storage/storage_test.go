@@ -43,6 +43,7 @@ func TestHotplugDisks(t *testing.T) {
 // disk is created, mounted, written with fsync, checksummed, remounted, listed in fstab, and
 // found intact after a reboot.
 func TestFilesystemsSurviveReboot(t *testing.T) {
+	harness.Long(t, "its own VM, a hot-plugged disk and a reboot")
 	fss := harness.Want[[]string](t, vm.Machine(t), "storage.filesystems")
 	m := harness.Boot(t)
 	const serial = "fsdata"
