@@ -25,7 +25,8 @@ type Test struct {
 	Name    string // "TestX" or "TestX/sub"
 	Action  string // "pass", "fail", "skip" or "" (it never ended: the binary died or timed out)
 	Elapsed time.Duration
-	// Output is what the test printed, without test2json's framing lines ("=== RUN", "--- FAIL").
+	// Output is what the test printed, as printed (indented), without test2json's framing lines
+	// ("=== RUN", "--- FAIL").
 	Output []string
 }
 
@@ -58,7 +59,7 @@ func (t *Test) Message(n int) []string {
 			}
 			continue
 		}
-		if header != "" && strings.HasPrefix(l, "        \t") {
+		if header != "" && strings.HasPrefix(strings.TrimLeft(l, " "), "\t") {
 			if header == "Error" || header == "Messages" {
 				ranked[0] = append(ranked[0], trimmed)
 			}
@@ -84,10 +85,10 @@ func (t *Test) Message(n int) []string {
 	return out
 }
 
-// testifyField splits a line of testify's failure block ("\tError:      \tNot equal:") into its
-// field and value.
+// testifyField splits a line of testify's failure block ("\tError:      \tNot equal:", indented
+// by go test: deeper in a subtest) into its field and value.
 func testifyField(l string) (field, value string, ok bool) {
-	rest, ok := strings.CutPrefix(l, "        \t")
+	rest, ok := strings.CutPrefix(strings.TrimLeft(l, " "), "\t")
 	if !ok {
 		return "", "", false
 	}
@@ -224,7 +225,7 @@ func Read(name string, r io.Reader) (*Run, error) {
 		switch ev.Action {
 		case "output":
 			if l := strings.TrimRight(ev.Output, "\n"); !framing(l) {
-				t.Output = append(t.Output, strings.TrimSpace(l))
+				t.Output = append(t.Output, l) // indented as printed: Message reads testify's blocks by it
 			}
 		case "pass", "fail", "skip":
 			t.Action, t.Elapsed = ev.Action, elapsed

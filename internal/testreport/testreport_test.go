@@ -65,6 +65,15 @@ func TestMessagePutsTheReasonBeforeProgressLines(t *testing.T) {
 		"    hotplug.go:37: device_del fsdata: QMP connection closed",
 	}}
 	assert.Equal(t, []string{"hotplug.go:37: device_del fsdata: QMP connection closed"}, fatal.Message(1))
+	sub := &Test{Action: "fail", Output: []string{ // a subtest's block is indented deeper
+		"        ready.go:74: vm TestZ: +1.0s ready",
+		"        lifecycle_test.go:12: ",
+		"            \tError Trace:\t/w/suites/packages/lifecycle_test.go:12",
+		"            \tError:      \tNot equal: ",
+		"            \t            \texpected: \"1.1\"",
+		"            \tTest:       \tTestLifecycle/dnf",
+	}}
+	assert.Equal(t, []string{"Not equal:", `expected: "1.1"`}, sub.Message(2))
 	azure := &Test{Action: "fail", Output: []string{
 		"    azure.go:12: azure: vmtest-1-azure-run: creating the network security group",
 		"    azure_test.go:64: ",
@@ -75,6 +84,17 @@ func TestMessagePutsTheReasonBeforeProgressLines(t *testing.T) {
 	r := &Run{Name: "selftest-b", Packages: []*Package{{Path: "x/selftest", Tests: []*Test{azure}}}}
 	azure.Name, azure.Package = "TestAzure", "x/selftest"
 	assert.Equal(t, []string{"FAIL selftest-b selftest/TestAzure: Received unexpected error: context deadline exceeded"}, FailureLines([]*Run{r}))
+}
+
+// testdata/testify.json is a self-test's failure as make test recorded it (2026-11-28; the
+// harness's progress lines mostly left out, paths shortened): the summary must name testify's
+// reason, which go test prints indented after the harness's first lines.
+func TestMessageOfARecordedTestifyFailure(t *testing.T) {
+	f := read(t, "selftest-a", "testify.json").Packages[0].Failures()
+	require.Len(t, f, 1)
+	assert.Equal(t, []string{"Received unexpected error:", "no saved state", "the fresh boot saved its state on the way"}, f[0].Message(3))
+	assert.Equal(t, "/w/_artifacts/x86_64/selftest/TestSavedStateKeyAndIntegrity", f[0].Artifacts())
+	assert.Equal(t, []string{"FAIL selftest-a selftest/TestSavedStateKeyAndIntegrity: Received unexpected error: no saved state (artifacts: /w/_artifacts/x86_64/selftest/TestSavedStateKeyAndIntegrity)"}, FailureLines([]*Run{read(t, "selftest-a", "testify.json")}))
 }
 
 func TestReadTimedOutPackage(t *testing.T) {
