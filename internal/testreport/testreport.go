@@ -93,7 +93,9 @@ func testifyField(l string) (field, value string, ok bool) {
 		return "", "", false
 	}
 	field, value, ok = strings.Cut(rest, ":")
-	if !ok || field == "" || strings.ContainsAny(field, " \t") {
+	// A field is a name ("Error", "Error Trace"); a value's continuation line starts with the
+	// spaces that align it under the values.
+	if !ok || field == "" || field[0] == ' ' || strings.Contains(field, "\t") {
 		return "", "", false
 	}
 	return field, strings.TrimSpace(value), true

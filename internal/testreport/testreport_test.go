@@ -93,6 +93,10 @@ func TestMessageOfARecordedTestifyFailure(t *testing.T) {
 	f := read(t, "selftest-a", "testify.json").Packages[0].Failures()
 	require.Len(t, f, 1)
 	assert.Equal(t, []string{"Received unexpected error:", "no saved state", "the fresh boot saved its state on the way"}, f[0].Message(3))
+	for _, l := range f[0].Message(20) {
+		assert.NotContains(t, l, "Error Trace", "testify's other fields are not the message")
+		assert.NotContains(t, l, "Test:")
+	}
 	assert.Equal(t, "/w/_artifacts/x86_64/selftest/TestSavedStateKeyAndIntegrity", f[0].Artifacts())
 	assert.Equal(t, []string{"FAIL selftest-a selftest/TestSavedStateKeyAndIntegrity: Received unexpected error: no saved state (artifacts: /w/_artifacts/x86_64/selftest/TestSavedStateKeyAndIntegrity)"}, FailureLines([]*Run{read(t, "selftest-a", "testify.json")}))
 }
