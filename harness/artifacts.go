@@ -117,6 +117,17 @@ func (m *Machine) artifactDir(testName string) string {
 // saved state) to $VMTEST_ARTIFACTS/vm-starts.tsv, so a whole run can count its real boots and
 // restores across test processes (scripts/vmtests.sh prints the count).
 func recordStart(cfg Config, kind, name string, d time.Duration) {
+	appendVMStart(cfg, fmt.Sprintf("%s\t%s\t%s\t%.1f\n", kind, cfg.Arch.Name, name, d.Seconds()))
+}
+
+// recordUsage appends, when QEMU has exited, the host CPU time it used and how long it lived
+// ("cpu" rows of vm-starts.tsv): on a CPU-bound host (TCG) the summary's list of the VMs that
+// cost most says where a run's time goes.
+func recordUsage(cfg Config, name string, cpu, life time.Duration) {
+	appendVMStart(cfg, fmt.Sprintf("cpu\t%s\t%s\t%.1f\t%.1f\n", cfg.Arch.Name, name, cpu.Seconds(), life.Seconds()))
+}
+
+func appendVMStart(cfg Config, line string) {
 	if err := os.MkdirAll(cfg.Artifacts, 0o755); err != nil {
 		return
 	}
@@ -126,5 +137,5 @@ func recordStart(cfg Config, kind, name string, d time.Duration) {
 	}
 	defer f.Close()
 	// One write per line: O_APPEND keeps concurrent processes' lines whole.
-	_, _ = fmt.Fprintf(f, "%s\t%s\t%s\t%.1f\n", kind, cfg.Arch.Name, name, d.Seconds())
+	_, _ = f.WriteString(line)
 }

@@ -391,6 +391,9 @@ func (m *Machine) Close() {
 	m.deleteCloud()
 	if m.inst != nil {
 		m.inst.Stop(5 * time.Second)
+		if cpu, ok := m.inst.CPUTime(); ok {
+			recordUsage(m.cfg, packageName()+"/"+m.name, cpu, time.Since(m.started))
+		}
 	}
 	m.tpm.Close() // after QEMU, which it serves
 	m.bootSlot.Release()

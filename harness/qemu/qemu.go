@@ -350,6 +350,20 @@ func (i *Instance) Fault() error {
 // Pid is QEMU's process ID.
 func (i *Instance) Pid() int { return i.cmd.Process.Pid }
 
+// CPUTime is the host CPU time (user and system) QEMU used over its life, known once it has
+// exited; false before.
+func (i *Instance) CPUTime() (time.Duration, bool) {
+	select {
+	case <-i.exited:
+	default:
+		return 0, false
+	}
+	if i.cmd.ProcessState == nil {
+		return 0, false
+	}
+	return i.cmd.ProcessState.UserTime() + i.cmd.ProcessState.SystemTime(), true
+}
+
 // markStopped records that the harness ends QEMU, unless QEMU already exited by itself (then
 // its exit is reported as its own).
 func (i *Instance) markStopped() {

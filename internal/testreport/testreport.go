@@ -7,6 +7,7 @@ package testreport
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -248,8 +250,21 @@ func framing(l string) bool {
 }
 
 // VMStarts counts how VMs were started in a run, per architecture, from the harness's
-// vm-starts.tsv (kind, arch, name, seconds).
-type VMStarts map[string]struct{ Boots, Restores, Saves int }
+// vm-starts.tsv (kind, arch, name, seconds; a "cpu" row adds the VM's lifetime after its host
+// CPU seconds).
+type VMStarts map[string]*ArchVMs
+
+// ArchVMs is one architecture's VMs in a run.
+type ArchVMs struct {
+	Boots, Restores, Saves int
+	CPU                    []VMUsage // one per VM that QEMU ran and the harness stopped
+}
+
+// VMUsage is the host CPU one VM's QEMU used, and how long it lived.
+type VMUsage struct {
+	Name      string // package/VM
+	CPU, Life time.Duration
+}
 
 // ReadVMStarts parses vm-starts.tsv.
 func ReadVMStarts(r io.Reader) VMStarts {
@@ -261,6 +276,9 @@ func ReadVMStarts(r io.Reader) VMStarts {
 			continue
 		}
 		c := v[f[1]]
+		if c == nil {
+			c = &ArchVMs{}
+		}
 		switch f[0] {
 		case "boot":
 			c.Boots++
@@ -268,10 +286,53 @@ func ReadVMStarts(r io.Reader) VMStarts {
 			c.Restores++
 		case "save":
 			c.Saves++
+		case "cpu":
+			if len(f) < 5 {
+				continue
+			}
+			cpu, err1 := strconv.ParseFloat(f[3], 64)
+			life, err2 := strconv.ParseFloat(f[4], 64)
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			c.CPU = append(c.CPU, VMUsage{Name: f[2], CPU: seconds(cpu), Life: seconds(life)})
+		default:
+			continue
 		}
 		v[f[1]] = c
 	}
 	return v
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// TopCPU is how many of the costliest VMs the summary lists.
+const TopCPU = 12
+
+// cpuTable lists each architecture's QEMU CPU time in all and its costliest VMs: on a
+// CPU-bound host (TCG) it says where the run's time went.
+func cpuTable(starts VMStarts) string {
+	var b strings.Builder
+	for _, arch := range slices.Sorted(maps.Keys(starts)) {
+		c := starts[arch]
+		if len(c.CPU) == 0 {
+			continue
+		}
+		var total time.Duration
+		for _, u := range c.CPU {
+			total += u.CPU
+		}
+		top := slices.Clone(c.CPU)
+		slices.SortStableFunc(top, func(a, b VMUsage) int { return cmp.Compare(b.CPU, a.CPU) })
+		fmt.Fprintf(&b, "\n### %s: QEMU used %s of host CPU in %d VMs\n\n| VM | CPU | lived |\n|---|--:|--:|\n", arch, total.Round(time.Second), len(c.CPU))
+		for _, u := range top[:min(TopCPU, len(top))] {
+			fmt.Fprintf(&b, "| `%s` | %s | %s |\n", u.Name, u.CPU.Round(time.Second), u.Life.Round(time.Second))
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "\n## Host CPU\n" + b.String()
 }
 
 // Markdown renders the runs as the summary people read: a table per package, then every
@@ -326,6 +387,7 @@ func Markdown(runs []*Run, starts VMStarts, wall time.Duration, dir string) stri
 	if len(skips) > 0 {
 		out.WriteString("\n## Skipped\n\n" + strings.Join(skips, ""))
 	}
+	out.WriteString(cpuTable(starts))
 	return out.String()
 }
 

@@ -128,7 +128,7 @@ not json at all`))
 
 func TestMarkdown(t *testing.T) {
 	runs := []*Run{read(t, "suites-x86_64", "fail.json"), read(t, "selftest-x86_64", "dead.json")}
-	starts := ReadVMStarts(strings.NewReader("boot\tx86_64\tshared\t48.1\nsave\tx86_64\tshared\t3.2\nrestore\tx86_64\tTestA\t2.1\nrestore\tx86_64\tTestB\t2.0\nboot\taarch64\tTestC\t120\nbad line\n"))
+	starts := ReadVMStarts(strings.NewReader("boot\tx86_64\tshared\t48.1\nsave\tx86_64\tshared\t3.2\nrestore\tx86_64\tTestA\t2.1\nrestore\tx86_64\tTestB\t2.0\nboot\taarch64\tTestC\t120\nbad line\ncpu\tx86_64\tdemo/TestA\t21.4\t60.0\ncpu\tx86_64\tdemo/shared-demo\t95.0\t300.2\ncpu\tx86_64\tdemo/TestB\tnot-a-number\t1\ncpu\tx86_64\tshort\t1\n"))
 	md := Markdown(runs, starts, 95*time.Second, "/tmp/_artifacts")
 	assert.Contains(t, md, "# azl-vmtest: 2 passed, 4 failed, 1 skipped in 1m35s")
 	assert.Contains(t, md, "VMs on aarch64: 1 booted for real (0 of them saved their booted state), 0 restored")
@@ -138,6 +138,8 @@ func TestMarkdown(t *testing.T) {
 	assert.Contains(t, md, "artifacts: `/tmp/_artifacts/x86_64/demo/TestFails`")
 	assert.Contains(t, md, "- suites-x86_64 `demo/TestSkips`: demo_test.go:7: needs Hyper-V: running under QEMU")
 	assert.Contains(t, md, "### selftest-x86_64: `dead/TestHangs`\n\n```\npanic: test timed out after 2s")
+	assert.Contains(t, md, "\n## Host CPU\n\n### x86_64: QEMU used 1m56s of host CPU in 2 VMs\n\n| VM | CPU | lived |\n|---|--:|--:|\n| `demo/shared-demo` | 1m35s | 5m0s |\n| `demo/TestA` | 21s | 1m0s |\n", "the costliest VM first; malformed rows left out")
+	assert.NotContains(t, md, "### aarch64: QEMU", "no CPU rows: no table")
 
 	lines := FailureLines(runs)
 	assert.Equal(t, []string{
