@@ -106,20 +106,24 @@ func (m *Machine) skipBootKernelLog() {
 }
 
 // guestLogs reads the kernel log and, when the profile says SELinux is on, the denial records
-// (avc.Command), in one SSH session: the after-test checks cost one round trip.
+// (as avc.Command prints them), with one command and one sudo: the after-test checks cost one
+// round trip.
 func (m *Machine) guestLogs(ctx context.Context) (dmesg ssh.Result, denials *ssh.Result, err error) {
-	cmds := []string{"sudo dmesg"}
-	if m.selinuxOn() {
-		cmds = append(cmds, avc.Command)
+	if !m.selinuxOn() {
+		dmesg, err = m.Run(ctx, "sudo -n dmesg")
+		return dmesg, nil, err
 	}
-	res, err := m.RunAll(ctx, cmds...)
+	res, err := m.Run(ctx, avc.LogsCommand)
 	if err != nil {
 		return ssh.Result{}, nil, err
 	}
-	if len(res) > 1 {
-		denials = &res[1]
+	kernel, records, ok := avc.SplitLogs(string(res.Stdout))
+	if !ok && res.ExitCode == 0 {
+		res.ExitCode = -1 // not what LogsCommand prints: judged as unreadable
 	}
-	return res[0], denials, nil
+	dmesg, d := res, res
+	dmesg.Stdout, d.Stdout = []byte(kernel), []byte(records)
+	return dmesg, &d, nil
 }
 
 // checkConsole fails t if console lines after `from`, or kernel log lines the guest logged since

@@ -12,9 +12,46 @@ import (
 )
 
 // Command prints the denial records the guest has logged: auditd's log (current and rotated) and
-// the kernel log (where the kernel's records go when no auditd runs), read with sudo. It exits 0
-// unless sudo fails.
-const Command = `sudo -n true && { sudo cat /var/log/audit/audit.log.1 /var/log/audit/audit.log 2>/dev/null | grep -E '^type=(AVC|USER_AVC|SELINUX_ERR) '; sudo dmesg 2>/dev/null | grep -oE 'type=(1400|1107|1401) audit\([0-9.:]+\): .*'; true; }`
+// the kernel log (where the kernel's records go when no auditd runs), read with one sudo. It
+// exits 0 unless sudo fails.
+const Command = `sudo -n sh -c '` + auditRecords + `; dmesg | grep -oE "` + kernelRecordPattern + `"; true'`
+
+// LogsCommand prints the kernel log, a Separator line, then auditd's denial records, with one
+// sudo: what the harness reads after every test. Under TCG a sudo costs the guest about a third
+// of a second (measured here: sudo -n true 0.46 s against 0.14 s for true), and reading the
+// kernel log and the denial records with three took 2.3 s of every test; SplitLogs takes the
+// kernel's records from the kernel log on the host.
+const LogsCommand = `sudo -n sh -c 'dmesg; echo "` + Separator + `"; ` + auditRecords + `; true'`
+
+// Separator ends the kernel log in LogsCommand's output.
+const Separator = "--- azl-vmtest: end of the kernel log ---"
+
+const (
+	auditRecords        = `cat /var/log/audit/audit.log.1 /var/log/audit/audit.log 2>/dev/null | grep -E "^type=(AVC|USER_AVC|SELINUX_ERR) "`
+	kernelRecordPattern = `type=(1400|1107|1401) audit\([0-9.:]+\): .*`
+)
+
+var kernelRecordRE = regexp.MustCompile(kernelRecordPattern)
+
+// SplitLogs splits LogsCommand's output into the kernel log and the denial records as Command
+// prints them (auditd's, then the kernel log's); ok is false without the separator.
+func SplitLogs(out string) (dmesg, denials string, ok bool) {
+	dmesg, audit, ok := strings.Cut(out, Separator+"\n")
+	if !ok {
+		return out, "", false
+	}
+	var b strings.Builder
+	b.WriteString(audit)
+	if audit != "" && !strings.HasSuffix(audit, "\n") {
+		b.WriteString("\n")
+	}
+	for _, l := range strings.Split(dmesg, "\n") {
+		if r := kernelRecordRE.FindString(l); r != "" {
+			b.WriteString(r + "\n")
+		}
+	}
+	return dmesg, b.String(), true
+}
 
 // Record is one denial record.
 type Record struct {

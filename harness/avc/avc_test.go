@@ -1,6 +1,7 @@
 package avc
 
 import (
+	"os"
 	"regexp"
 	"testing"
 
@@ -49,4 +50,36 @@ func TestUnitDenials(t *testing.T) {
 	none, err := Denials(nil, nil, nil, nil)
 	require.NoError(t, err)
 	assert.Empty(t, none)
+}
+
+// LogsCommand's output, recorded on the x86-64 stand-in (enforcing) right after Command's
+// (testdata/command-standin-x86_64.txt) and after two denied runcon transitions: split on the
+// host, it gives the kernel log and exactly the records Command printed.
+func TestUnitSplitLogs(t *testing.T) {
+	logs, err := os.ReadFile("testdata/logs-standin-x86_64.txt")
+	require.NoError(t, err)
+	command, err := os.ReadFile("testdata/command-standin-x86_64.txt")
+	require.NoError(t, err)
+	dmesg, denials, ok := SplitLogs(string(logs))
+	require.True(t, ok)
+	assert.Contains(t, dmesg, "Linux version")
+	assert.NotContains(t, dmesg, Separator)
+	assert.NotContains(t, dmesg, "type=AVC", "auditd's records are not part of the kernel log")
+	require.Len(t, Parse(string(command)), 2)
+	assert.Equal(t, Parse(string(command)), Parse(denials))
+
+	// A record the kernel logged itself (before auditd ran) is taken from the kernel log, as
+	// Command's grep does.
+	kernel := "[   12.345678] audit: type=1400 audit(1795803730.208:3): avc:  denied  { write } for  pid=183 comm=\"mkdir\" name=\"/\" scontext=system_u:system_r:systemd_generator_t:s0 tcontext=system_u:object_r:var_run_t:s0 tclass=dir permissive=1\n"
+	_, denials, ok = SplitLogs(kernel + string(logs))
+	require.True(t, ok)
+	recs := Parse(denials)
+	require.Len(t, recs, 3)
+	assert.Equal(t, "audit(1795803730.208:3)", recs[2].ID)
+	assert.Equal(t, "AVC", recs[2].Type)
+
+	// Output without the separator (sudo failed, or not LogsCommand's) is not split.
+	_, denials, ok = SplitLogs("sudo: a password is required\n")
+	assert.False(t, ok)
+	assert.Empty(t, denials)
 }
