@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -181,4 +182,26 @@ func TestShellQuoteRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, s, string(out))
 	}
+}
+
+// renice sets every thread's nice value, and a process that is gone is an error, not a panic.
+func TestUnitRenice(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	require.NoError(t, renice(cmd.Process.Pid, 7))
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	require.NoError(t, err)
+	f := strings.Fields(string(stat)[strings.LastIndex(string(stat), ")")+2:])
+	assert.Equal(t, "7", f[16], "field 19 of /proc/PID/stat is the nice value")
+
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	assert.Error(t, renice(cmd.Process.Pid, 7))
+}
+
+// Under TCG a VM's memory on the host is its guest's, the code cache and QEMU's own.
+func TestUnitHostMemory(t *testing.T) {
+	assert.Equal(t, 2048+TCGCodeBufferMB+processOverheadMB, HostMemoryMB(Config{MemoryMB: 2048, Accel: AccelTCG}))
+	assert.Equal(t, 2048+processOverheadMB, HostMemoryMB(Config{MemoryMB: 2048, Accel: AccelKVM}))
 }
