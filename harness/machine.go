@@ -204,9 +204,9 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 		m.log("vm %s: started with foreign user-data; SSH at 127.0.0.1:%d", name, m.HostPort(22))
 		return m, nil
 	}
-	bctx, cancel := context.WithTimeout(ctx, cfg.BootTimeout)
+	bctx, cancel := m.bootBound(ctx, cfg.BootTimeout)
 	defer cancel()
-	err = m.waitReady(bctx)
+	err = boundCause(bctx, m.waitReady(bctx))
 	m.bootSlot.Release()
 	if err != nil {
 		return m, err
@@ -729,9 +729,9 @@ func (m *Machine) Reboot(t testing.TB) {
 		m.setNice(0) // a boot like any other
 		defer m.yieldToBoots()
 	}
-	ctx, cancel := context.WithTimeout(testContext(t), m.cfg.BootTimeout)
+	ctx, cancel := m.bootBound(testContext(t), m.cfg.BootTimeout)
 	defer cancel()
-	if err := m.reboot(ctx); err != nil {
+	if err := boundCause(ctx, m.reboot(ctx)); err != nil {
 		t.Fatalf("reboot: %v", err)
 	}
 }
