@@ -28,7 +28,7 @@ for ((i = first; i < first + n; i++)); do
   pids=()
   for a in "${arches[@]}"; do
     echo "$commit" >"$dir/run-$i-$a.commit"
-    VMTEST_ARCH=$a go test -json -count=1 -timeout "${SUITES_TIMEOUT:-60m}" ./suites/... >"$dir/run-$i-$a.json" 2>"$dir/run-$i-$a.stderr" &
+    VMTEST_ARCH=$a go test -json -count=1 -timeout "${SUITES_TIMEOUT:-75m}" ./suites/... >"$dir/run-$i-$a.json" 2>"$dir/run-$i-$a.stderr" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done

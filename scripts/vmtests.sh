@@ -12,7 +12,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 arts=${VMTEST_ARTIFACTS:-$PWD/_artifacts}
 export VMTEST_ARTIFACTS=$arts
-timeout=${SUITES_TIMEOUT:-60m}
+timeout=${SUITES_TIMEOUT:-75m}
 gotestsum=${GOTESTSUM:-$(go env GOPATH)/bin/gotestsum}
 IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
 # The FIPS stand-in (built for the host's architecture only) gets the FIPS suite, which checks
