@@ -43,8 +43,12 @@ func (t *Test) Short() string { return path.Base(t.Package) + "/" + t.Name }
 // which come first in a failed test's output but seldom say why it failed.
 func (t *Test) Message(n int) []string {
 	var ranked [4][]string
+	// testify's Error and Messages fields by their block's indentation: a test's own failure
+	// comes before the blocks of another run's failures it logged, nested deeper (a self-test
+	// that runs a suite and shows what failed there).
+	blocks := map[int][]string{}
 	var panics []string
-	header := ""
+	header, depth := "", 0
 	for _, l := range t.Output {
 		trimmed := strings.TrimSpace(l)
 		switch {
@@ -55,15 +59,15 @@ func (t *Test) Message(n int) []string {
 			continue
 		}
 		if h, rest, ok := testifyField(l); ok {
-			header = h
+			header, depth = h, len(l)-len(strings.TrimLeft(l, " "))
 			if (h == "Error" || h == "Messages") && rest != "" {
-				ranked[0] = append(ranked[0], rest)
+				blocks[depth] = append(blocks[depth], rest)
 			}
 			continue
 		}
 		if header != "" && strings.HasPrefix(strings.TrimLeft(l, " "), "\t") {
 			if header == "Error" || header == "Messages" {
-				ranked[0] = append(ranked[0], trimmed)
+				blocks[depth] = append(blocks[depth], trimmed)
 			}
 			continue
 		}
@@ -76,6 +80,9 @@ func (t *Test) Message(n int) []string {
 		default:
 			ranked[2] = append(ranked[2], trimmed)
 		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(blocks)) {
+		ranked[0] = append(ranked[0], blocks[d]...)
 	}
 	out := panics
 	for _, r := range ranked {

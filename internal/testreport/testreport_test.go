@@ -162,3 +162,18 @@ func TestPicturesLinkedFromTheSummary(t *testing.T) {
 	assert.Equal(t, " · [boot stages](x86_64/firewall/TestChecks/boot-stages.svg) · [boot chart](x86_64/firewall/TestChecks/boot-chart.svg)", pictures(a, root))
 	assert.Contains(t, pictures(a, ""), "("+filepath.Join(a, "boot-chart.svg")+")", "no summary folder: absolute links")
 }
+
+// testdata/nested.json is the broken-guest self-test's failure as make test recorded it
+// (2026-12-02): before its own testify block it logs the suite failures it expected, one of
+// them a testify block of the suite's own, nested deeper. The summary names the self-test's.
+func TestNestedTestifyBlocksComeAfterTheTestsOwn(t *testing.T) {
+	f := read(t, "selftest-a", "nested.json").Packages[0].Failures()
+	require.Len(t, f, 1)
+	m := f[0].Message(3)
+	require.NotEmpty(t, m)
+	assert.Equal(t, "Not equal:", m[0])
+	assert.NotContains(t, strings.Join(m, "\n"), "ausearch", "the suite's failure the self-test expected is not the reason")
+	lines := FailureLines([]*Run{read(t, "selftest-a", "nested.json")})
+	require.Len(t, lines, 1)
+	assert.True(t, strings.HasPrefix(lines[0], "FAIL selftest-a selftest/TestBrokenGuestFailsExactlyTheMatchingChecks: Not equal: expected:"), lines[0])
+}
