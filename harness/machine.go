@@ -308,9 +308,6 @@ func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 		return err
 	}
 	m.Stages.QEMU = time.Since(m.started)
-	if qc.Incoming != "" {
-		m.yieldToBoots()
-	}
 	m.sshCfg = ssh.Config{Addr: fmt.Sprintf("127.0.0.1:%d", m.inst.SSHPort), User: m.cfg.User,
 		Signer: m.userKey.Signer, HostKey: m.hostKey.Signer.PublicKey()}
 	m.log("vm %s: +%.1fs QEMU up (pid %d), SSH on 127.0.0.1:%d, console %s", m.name, m.Stages.QEMU.Seconds(), m.inst.Pid(), m.inst.SSHPort, filepath.Join(m.dir, "console.log"))

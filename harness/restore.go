@@ -308,34 +308,45 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 	if err := m.launch(ctx, qc); err != nil {
 		return nil, err
 	}
-	bctx, cancel := context.WithTimeout(ctx, m.cfg.BootTimeout)
+	bctx, cancel := m.bootBound(ctx, m.cfg.BootTimeout)
 	defer cancel()
+	if err := m.resumeRestored(bctx, st); err != nil {
+		return m, boundCause(bctx, err)
+	}
+	if err := m.detectProfile(ctx); err != nil {
+		return m, err
+	}
+	// Ready: from now on it runs a test's commands, and yields to boots (RestoredNice).
+	m.yieldToBoots()
+	m.stage("ready (restored from "+st.Key+")", m.Stages.Ready)
+	recordStart(m.cfg, "restore", name, m.Stages.Ready)
+	return m, nil
+}
+
+// resumeRestored loads the saved state into the started QEMU, resumes the guest and
+// re-establishes what the restore made stale (SSH, the clock, entropy: refresh).
+func (m *Machine) resumeRestored(bctx context.Context, st *savedstate.State) error {
 	if err := m.inst.AwaitIncoming(bctx); err != nil {
 		err = fmt.Errorf("restoring the saved state %s: %w", st.Dir, err)
 		if m.inst.ExitError() != nil {
 			err = &loadError{err}
 		}
-		return m, err
+		return err
 	}
 	if err := m.inst.Resume(bctx); err != nil {
-		return m, err
+		return err
 	}
 	m.Stages.Restore = time.Since(m.started)
 	m.stage("saved state loaded, guest resumed", m.Stages.Restore)
 	if err := m.dialSSH(bctx); err != nil {
-		return m, err
+		return err
 	}
 	m.Stages.SSH = time.Since(m.started)
 	if err := m.refresh(bctx); err != nil {
-		return m, err
+		return err
 	}
 	m.Stages.Ready = time.Since(m.started)
-	if err := m.detectProfile(ctx); err != nil {
-		return m, err
-	}
-	m.stage("ready (restored from "+st.Key+")", m.Stages.Ready)
-	recordStart(m.cfg, "restore", name, m.Stages.Ready)
-	return m, nil
+	return nil
 }
 
 // refresh re-establishes in a restored guest what the restore made stale or shared: the clock

@@ -37,10 +37,11 @@ type Budget struct {
 // VMsPerCore is the default number of VMs per host CPU core. A test VM spends most of its life
 // idle between commands (a restored one always starts idle; an idle one-vCPU guest costs
 // about 1% of a core under TCG): measured here, a budget of one VM per core left the cores
-// half idle while packages queued for a slot, and so did two (make test, 2026-12-02: 43% idle
-// for minutes with four VMs running and three test processes waiting for a slot). Memory
-// bounds it too: under TCG a VM takes its guest's memory and a 1 GiB code cache.
-const VMsPerCore = 3
+// half idle while packages queued for a slot. Three per core (make test, 2026-12-02) kept
+// 7.8 threads waiting for the two cores on average instead of 4.7, for no more work done (the
+// run is CPU-bound): a restored VM then took a minute to load and starved past its bound.
+// Memory bounds it too: under TCG a VM takes its guest's memory and a 1 GiB code cache.
+const VMsPerCore = 2
 
 // HostBudget is VMTEST_MAX_VMS (default: VMsPerCore per CPU core) VMs and MemTotal less
 // ReserveMB.
