@@ -22,7 +22,8 @@ const StarvedBoundFactor = 3
 // test, 2026-12-02: a boot that needs a minute on a quiet machine reached SSH after 253 s, and
 // its 6-minute bound ran out in cloud-init). A guest that hangs still runs out of d: waiting
 // for nothing is not waiting for a CPU. When the bound runs out, ctx's Err is
-// context.DeadlineExceeded and context.Cause says how the time went.
+// context.DeadlineExceeded and boundCause adds to an error how the time went (context.Cause
+// does not: it reads the parent's).
 func (m *Machine) bootBound(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
 	if m.inst == nil {
 		return context.WithTimeout(ctx, d)
