@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/runstate"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
 
 // Register publishes the machine in the kept-VM registry under entry (vmtest list, ssh, test
@@ -77,6 +78,7 @@ func (m *Machine) hold(test string, deadline time.Time) {
 		fmt.Fprintf(os.Stderr, "azl-vmtest: keeping the VM of %s: %v\n", test, err)
 		return
 	}
+	defer slots.KeptForPerson()()
 	if deadline.IsZero() {
 		deadline = time.Now().Add(holdUntilStop)
 	}

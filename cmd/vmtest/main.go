@@ -38,6 +38,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
 	"github.com/azl-vmtest/azl-vmtest/harness/runstate"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
 
 // state is what spawn (or a failing test with VMTEST_KEEP=vm-on-failure) writes for the other
@@ -160,6 +161,8 @@ func spawn(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Only the person frees this VM's slot: tests waiting for one must not wait for them.
+	defer slots.KeptForPerson()()
 	fmt.Printf("vmtest: %s is up (%s, profile %s)\n%s  vmtest stop %s (or Ctrl-C here)\n", *name, st.Arch, st.Profile, harness.HowToReach(st), *name)
 	<-ctx.Done()
 	fmt.Printf("vmtest: stopping %s\n", *name)
@@ -236,7 +239,9 @@ func sshCmd(args []string) error {
 	}
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
-	m, err := harness.Open(ctx, "ssh-"+s.Name, harness.WithBootTimeout(30*time.Second))
+	// The VM was ready when kept; reaching it again (handshake, is-system-running) is quick
+	// on an idle host but, measured under TCG with four VMs on two cores, took over 30 s.
+	m, err := harness.Open(ctx, "ssh-"+s.Name, harness.WithBootTimeout(2*time.Minute))
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,9 @@
 //
 // A process that already holds a slot and waits for another (a test that needs two VMs beside
 // its package's shared one) could wait for ever on another such process. Every blocked process
-// says so in a flock'ed marker; when every slot holder is blocked, the waiting holder with the
-// lowest PID starts its VM over the budget, and says so, instead of deadlocking.
+// says so in a flock'ed marker, and so does a process that keeps a VM for a person (vmtest
+// spawn), whose slot only the person frees; when every slot holder is blocked, the waiting
+// holder with the lowest PID starts its VM over the budget, and says so, instead of deadlocking.
 package slots
 
 import (
@@ -84,8 +85,7 @@ func MemTotalMB() int {
 
 // Grant is one VM's place on the host (or one boot's).
 type Grant struct {
-	lock    *cache.Lock // nil when started over the budget
-	counted bool        // a VM slot, counted in held
+	lock *cache.Lock // nil when started over the budget
 }
 
 // Release frees the slot. Safe on nil and more than once.
@@ -95,11 +95,6 @@ func (g *Grant) Release() {
 	}
 	g.lock.Unlock()
 	g.lock = nil
-	if g.counted {
-		mu.Lock()
-		held--
-		mu.Unlock()
-	}
 }
 
 // Boots is how many VMs with vcpus guest CPUs each may boot (or reboot) at once: one host core
@@ -147,10 +142,7 @@ func AcquireBoot(ctx context.Context, vcpus int, log func(string, ...any)) (*Gra
 	}
 }
 
-var (
-	mu   sync.Mutex
-	held int // slots this process holds
-)
+var mu sync.Mutex // guards this process's waiters and marker
 
 // Acquire waits until a VM of memMB fits the host's budget and takes a slot for it. log is
 // told once that the caller waits, and why.
@@ -164,8 +156,12 @@ func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, 
 		return nil, err
 	}
 	told := false
-	var marker *cache.Lock
-	defer func() { unmark(dir, marker) }()
+	var unmark func()
+	defer func() {
+		if unmark != nil {
+			unmark()
+		}
+	}()
 	for {
 		g, usedVMs, usedMB, err := try(dir, b, memMB)
 		if err != nil || g != nil {
@@ -175,16 +171,16 @@ func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, 
 			log("waiting for a VM slot: %d of %d VMs and %d of %d MiB in use on this host (VMTEST_MAX_VMS)", usedVMs, b.VMs, usedMB, b.MemoryMB)
 			told = true
 		}
-		if marker == nil {
-			marker = mark(dir, "slot")
+		if unmark == nil {
+			unmark = wait("slot")
 		}
 		if overBudget(dir, b) {
-			log("every VM slot is held by a test process that waits for another: starting this VM over the budget rather than deadlocking")
+			log("every VM slot is held by a process that waits for another (or keeps its VM for a person): starting this VM over the budget rather than deadlocking")
 			return &Grant{}, nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a VM slot (%d VMs, %d MiB in use): %w", usedVMs, usedMB, ctx.Err())
+			return nil, fmt.Errorf("waiting for a VM slot (%d VMs, %d MiB in use; holders: %s): %w", usedVMs, usedMB, describeHolders(dir, b), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
@@ -231,14 +227,7 @@ func tryClass(dir, class string, n, memMB, budgetMB int) (g *Grant, used, usedMB
 		free.Unlock()
 		return nil, 0, 0, err
 	}
-	g = &Grant{lock: free}
-	if class == "vm" {
-		mu.Lock()
-		held++
-		mu.Unlock()
-		g.counted = true
-	}
-	return g, used, usedMB, nil
+	return &Grant{lock: free}, used, usedMB, nil
 }
 
 func readSlot(p string) (pid, memMB int) {
@@ -253,69 +242,128 @@ func readSlot(p string) (pid, memMB int) {
 
 // Blocked marks this process as blocked on something other than a slot (e.g. another run
 // building a saved state) until the returned func is called, for the deadlock check.
-func Blocked() func() {
+func Blocked() func() { return wait("other") }
+
+// KeptForPerson marks this process as keeping a VM for a person (vmtest spawn, a failing test's
+// VM kept with VMTEST_KEEP=vm-on-failure) until the returned func is called. Such a slot is
+// freed only when the person stops the VM, so for the deadlock check its holder counts as
+// blocked: tests that hold the other slots and wait for one start over the budget rather than
+// wait for the person (measured: a spawned VM left up during a soak held the fourth slot while
+// three packages, each holding its shared VM, waited 70 minutes for a second).
+func KeptForPerson() func() { return wait("person") }
+
+// This process's waiters, and the flock'ed waiting-<pid> marker that tells other processes
+// what it waits for: "slot" when a goroutine waits for a VM slot (the process is then a
+// candidate to start over the budget), else "other" or "person".
+var (
+	waits    = map[string]int{}
+	marker   *cache.Lock
+	markedAs string
+)
+
+// wait counts a waiter of this kind until the returned func is called.
+func wait(what string) func() {
 	dir, err := cache.Sub("slots")
 	if err != nil {
 		return func() {}
 	}
-	l := mark(dir, "other")
-	return func() { unmark(dir, l) }
-}
-
-// mark writes a flock'ed waiting-<pid> marker saying what this process waits for. Only a
-// process that holds a slot can be part of a deadlock, so others leave no marker.
-func mark(dir, what string) *cache.Lock {
 	mu.Lock()
-	h := held
+	waits[what]++
+	syncMarker(dir)
 	mu.Unlock()
-	if h == 0 {
-		return nil
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			mu.Lock()
+			waits[what]--
+			syncMarker(dir)
+			mu.Unlock()
+		})
 	}
-	p := filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid()))
-	for range 3 { // another process may remove a marker it found unlocked, as stale
-		l, ok, err := cache.TryLock(p)
-		if err != nil || !ok {
-			return nil
-		}
-		if l.Holds(p) {
-			_ = os.WriteFile(p, []byte(what), 0o600)
-			return l
-		}
-		l.Unlock()
-	}
-	return nil
 }
 
-func unmark(dir string, l *cache.Lock) {
-	if l == nil {
+// syncMarker makes the marker say what this process waits for, or removes it when nothing.
+// The caller holds mu.
+func syncMarker(dir string) {
+	what := ""
+	for _, w := range []string{"slot", "other", "person"} {
+		if waits[w] > 0 {
+			what = w
+			break
+		}
+	}
+	if what == markedAs {
 		return
 	}
-	os.Remove(filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid())))
-	l.Unlock()
+	p := filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid()))
+	if what == "" {
+		os.Remove(p)
+		marker.Unlock()
+		marker, markedAs = nil, ""
+		return
+	}
+	for i := 0; marker == nil && i < 3; i++ { // another process may remove a marker it found unlocked, as stale
+		l, ok, err := cache.TryLock(p)
+		if err != nil || !ok {
+			return
+		}
+		if l.Holds(p) {
+			marker = l
+		} else {
+			l.Unlock()
+		}
+	}
+	if marker != nil && os.WriteFile(p, []byte(what), 0o600) == nil {
+		markedAs = what
+	}
 }
 
 // overBudget reports whether this process should start over the budget: every slot is held,
-// every holder is blocked, and of the holders waiting for a slot this one has the lowest PID.
+// every holder is blocked (or keeps its VM for a person), and of the holders waiting for a slot
+// this one has the lowest PID.
 func overBudget(dir string, b Budget) bool {
-	holders := map[int]bool{}
+	hs, ok := holders(dir, b)
+	if !ok {
+		return false
+	}
+	var slotWaiters []int
+	for pid, what := range hs {
+		switch what {
+		case "":
+			return false // that holder is not blocked
+		case "slot":
+			slotWaiters = append(slotWaiters, pid)
+		}
+	}
+	if _, self := hs[os.Getpid()]; !self {
+		return false
+	}
+	sort.Ints(slotWaiters)
+	return len(slotWaiters) > 0 && slotWaiters[0] == os.Getpid()
+}
+
+// holders maps the PID of each process that holds a VM slot to what its marker says it waits
+// for ("slot", "other", "person"; "" when it is not blocked). ok is false when a slot could not
+// be read or a stale marker was found (and removed): ask again.
+func holders(dir string, b Budget) (hs map[int]string, ok bool) {
+	hs = map[int]string{}
 	for i := 0; i < b.VMs; i++ {
 		p := filepath.Join(dir, fmt.Sprintf("vm-%d", i))
 		l, free, err := cache.TryLock(p)
 		if err != nil {
-			return false
+			return hs, false
 		}
 		if free {
 			l.Unlock()
 			continue
 		}
 		pid, _ := readSlot(p)
-		holders[pid] = true
+		hs[pid] = ""
 	}
-	var slotWaiters []int
-	for pid := range holders {
+	for pid := range hs {
 		p := filepath.Join(dir, fmt.Sprintf("waiting-%d", pid))
 		if _, err := os.Stat(p); err != nil {
-			return false // no marker: that holder is not blocked
+			continue
 		}
 		if pid != os.Getpid() {
 			l, free, err := cache.TryLock(p)
@@ -324,16 +372,27 @@ func overBudget(dir string, b Budget) bool {
 					os.Remove(p)
 					l.Unlock()
 				}
-				return false
+				return hs, false
 			}
 		}
-		if what, _ := os.ReadFile(p); string(what) == "slot" {
-			slotWaiters = append(slotWaiters, pid)
-		}
+		what, _ := os.ReadFile(p)
+		hs[pid] = string(what)
 	}
-	if !holders[os.Getpid()] {
-		return false
+	return hs, true
+}
+
+// describeHolders says who holds the slots, for a wait that ran out.
+func describeHolders(dir string, b Budget) string {
+	hs, _ := holders(dir, b)
+	pids := make([]int, 0, len(hs))
+	for pid := range hs {
+		pids = append(pids, pid)
 	}
-	sort.Ints(slotWaiters)
-	return len(slotWaiters) > 0 && slotWaiters[0] == os.Getpid()
+	sort.Ints(pids)
+	says := map[string]string{"": "running", "slot": "waiting for a slot", "other": "waiting for another run", "person": "keeping a VM for a person: vmtest list, vmtest stop"}
+	var parts []string
+	for _, pid := range pids {
+		parts = append(parts, fmt.Sprintf("pid %d %s", pid, says[hs[pid]]))
+	}
+	return strings.Join(parts, "; ")
 }
