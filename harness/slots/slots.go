@@ -173,6 +173,10 @@ func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, 
 		}
 		if unmark == nil {
 			unmark = wait("slot")
+		} else {
+			mu.Lock()
+			syncMarker(dir) // retries a marker another process held (checking it) when it was first written
+			mu.Unlock()
 		}
 		if overBudget(dir, b) {
 			log("every VM slot is held by a process that waits for another (or keeps its VM for a person): starting this VM over the budget rather than deadlocking")

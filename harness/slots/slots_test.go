@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -177,4 +178,33 @@ func TestBootsOneHostCorePerBootVCPU(t *testing.T) {
 	assert.Equal(t, 1, Boots(4*n), "never less than one")
 	t.Setenv("VMTEST_MAX_BOOTS", "3")
 	assert.Equal(t, 3, Boots(2))
+}
+
+// TestMarkerCountsEveryWaiter: the process's marker says what its goroutines wait for, a slot
+// first, and stays until the last of them is done (one ending does not unmark the others).
+func TestMarkerCountsEveryWaiter(t *testing.T) {
+	setup(t, 1)
+	marker := filepath.Join(mustSub(t), fmt.Sprintf("waiting-%d", os.Getpid()))
+	says := func() string {
+		b, err := os.ReadFile(marker)
+		if err != nil {
+			return "(none)"
+		}
+		return string(b)
+	}
+	kept := KeptForPerson()
+	assert.Equal(t, "person", says())
+	a, b := Blocked(), Blocked()
+	assert.Equal(t, "other", says())
+	slot := wait("slot")
+	assert.Equal(t, "slot", says())
+	slot()
+	slot() // twice: counted once
+	assert.Equal(t, "other", says())
+	a()
+	assert.Equal(t, "other", says(), "another goroutine still waits")
+	b()
+	assert.Equal(t, "person", says())
+	kept()
+	assert.Equal(t, "(none)", says())
 }
