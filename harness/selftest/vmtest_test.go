@@ -3,6 +3,7 @@ package selftest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 )
 
 // TestVmtestCommand drives the contributor's tool: vmtest spawn keeps a VM and says how to
@@ -47,6 +49,7 @@ func TestVmtestCommand(t *testing.T) {
 		return cmd
 	}
 	spawn := spawnUp(name)
+	keptForPerson(t, spawn.Process.Pid)
 
 	out, err := vmtest("ssh", name, "--", "cat", "/etc/os-release")
 	require.NoError(t, err, out)
@@ -161,6 +164,8 @@ func TestKeepVMOnFailure(t *testing.T) {
 	assert.Contains(t, text, "vmtest ssh "+name+" -- cat /etc/os-release")
 	assert.Contains(t, text, "StrictHostKeyChecking=yes")
 
+	keptForPerson(t, cmd.Process.Pid)
+
 	out, err := vmtest("list")
 	require.NoError(t, err, out)
 	assert.Regexp(t, `(?m)^`+name+`\s+ssh://\S+\s+(x86_64|aarch64)\s+standin\s.*failed TestHelperFailOnPurpose$`, out)
@@ -182,4 +187,13 @@ func TestKeepVMOnFailure(t *testing.T) {
 	assert.NotContains(t, out, name)
 	leftover, _ := exec.Command("pgrep", "-f", "azl-vmtest-TestHelperFail").Output()
 	assert.Empty(t, strings.TrimSpace(string(leftover)), "no QEMU of the kept VM left")
+}
+
+// keptForPerson asserts that process pid, which keeps a VM for a person, tells the tests that
+// wait for a VM slot so (slots.KeptForPerson): only the person frees that slot.
+func keptForPerson(t *testing.T, pid int) {
+	t.Helper()
+	marker, err := os.ReadFile(filepath.Join(cache.Dir(), "slots", fmt.Sprintf("waiting-%d", pid)))
+	require.NoError(t, err, "the process keeping a VM marks its slot as kept for a person")
+	assert.Equal(t, "person", string(marker))
 }
