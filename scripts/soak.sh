@@ -10,10 +10,24 @@ arts=${VMTEST_ARTIFACTS:-$PWD/_artifacts}
 export VMTEST_ARTIFACTS=$arts
 dir=$arts/soak
 # SOAK_RESUME=1 adds N runs to those already in the folder (a soak spread over several
-# sittings); each run records the commit it tested, which heads its column in the table.
+# sittings); each run records the commit it tested, which heads its column in the table, and
+# go test's exit status when it ended (run-N-ARCH.rc). A run without it was cut short (Ctrl-C,
+# a machine taken away): resuming moves it to interrupted/ and runs that number again, so a
+# half run never counts as a run.
 first=1
 if [[ ${SOAK_RESUME:-0} == 1 && -d $dir ]]; then
   last=$(ls "$dir" | sed -n 's/^run-\([0-9]*\)-.*\.json$/\1/p' | sort -n | tail -1)
+  if [[ -n $last ]] && ls "$dir"/run-*.rc >/dev/null 2>&1; then
+    for j in "$dir/run-$last-"*.json; do
+      if [[ ! -f ${j%.json}.rc ]]; then
+        mkdir -p "$dir/interrupted"
+        mv "$dir/run-$last-"* "$dir/interrupted/"
+        echo "soak: run $last was cut short (no $(basename "${j%.json}").rc): moved to $dir/interrupted/, running it again"
+        last=$((last - 1))
+        break
+      fi
+    done
+  fi
   first=$((${last:-0} + 1))
 else
   rm -rf "$dir"
@@ -22,13 +36,17 @@ mkdir -p "$dir"
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git status --porcelain 2>/dev/null) ]] && commit="$commit+changes"
 IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
-trap 'trap "" INT TERM; kill -INT 0; wait; exit 130' INT TERM
+# Stopped by a signal, the run in progress is cut short whatever go test's status says.
+trap 'trap "" INT TERM; kill -INT 0; wait; rm -f "$dir/run-$i-"*.rc; exit 130' INT TERM
 start=$(date +%s)
 for ((i = first; i < first + n; i++)); do
   pids=()
   for a in "${arches[@]}"; do
     echo "$commit" >"$dir/run-$i-$a.commit"
-    VMTEST_ARCH=$a go test -json -count=1 -timeout "${SUITES_TIMEOUT:-75m}" ./suites/... >"$dir/run-$i-$a.json" 2>"$dir/run-$i-$a.stderr" &
+    (
+      VMTEST_ARCH=$a go test -json -count=1 -timeout "${SUITES_TIMEOUT:-75m}" ./suites/... >"$dir/run-$i-$a.json" 2>"$dir/run-$i-$a.stderr"
+      echo $? >"$dir/run-$i-$a.rc"
+    ) &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p"; done

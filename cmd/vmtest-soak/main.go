@@ -12,19 +12,28 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
 	"sort"
 	"strings"
 
 	"github.com/azl-vmtest/azl-vmtest/internal/testreport"
 )
 
-// results maps "package/Test" to its action ("pass", "fail", "skip") in one run.
+// results maps "package/Test", and "package/(package)" for the package as a whole, to its
+// action ("pass", "fail", "skip") in one run.
 type results map[string]string
 
 func read(r io.Reader) (results, error) {
 	run, err := testreport.Read("", r)
 	res := results{}
 	for _, p := range run.Packages {
+		// The package as a whole: it can fail with every test passing (a build error, a
+		// shared VM's clean-up, TestMain), and a run cut short leaves it unended.
+		a := p.Action
+		if a == "" {
+			a = "fail"
+		}
+		res[path.Base(p.Path)+"/(package)"] = a
 		for _, t := range p.Tests {
 			a := t.Action
 			if a == "" {
