@@ -5,7 +5,8 @@
 //	vmtest-soak run-1.json run-2.json ... > soak.md
 //
 // A run's commit, if a RUN.commit file lies beside RUN.json, heads its column: runs added to a
-// soak over several sessions (make soak SOAK_RESUME=1) say what each tested.
+// soak over several sessions (make soak SOAK_RESUME=1) say what each tested. go test's exit
+// status, if a RUN.rc file lies beside it, is a row of its own.
 package main
 
 import (
@@ -42,7 +43,27 @@ func read(r io.Reader) (results, error) {
 			res[t.Short()] = a
 		}
 	}
+	if len(run.Packages) == 0 {
+		res[wholeRun] = "fail" // go test said nothing: it never ran a package
+	}
 	return res, err
+}
+
+// wholeRun is the row for a run as a whole: go test's exit status, where the run recorded it
+// (RUN.rc), and "fail" for a run that ran no package at all.
+const wholeRun = "(go test exit status)"
+
+// exitStatus records go test's exit status, as written to RUN.rc, in the run's results: a run
+// can fail outside any package (a bad flag, go itself missing) with its JSON empty or clean.
+func exitStatus(r results, rc string) {
+	rc = strings.TrimSpace(rc)
+	switch {
+	case rc == "":
+	case rc != "0":
+		r[wholeRun] = "fail"
+	case r[wholeRun] == "":
+		r[wholeRun] = "pass"
+	}
 }
 
 // table renders the runs as markdown, and says whether any test failed in any run. labels[i],
@@ -131,6 +152,8 @@ func main() {
 			fmt.Fprintf(os.Stderr, "%s: %v\n", f, err)
 			os.Exit(2)
 		}
+		rc, _ := os.ReadFile(strings.TrimSuffix(f, ".json") + ".rc")
+		exitStatus(r, string(rc))
 		runs = append(runs, r)
 	}
 	out, failed := table(runs, labels)

@@ -58,3 +58,29 @@ func TestTableCountsThePackageAsAWhole(t *testing.T) {
 	_, failed = table([]results{run(ev("pass", "TestA"), pkgEv("pass")), run(ev("pass", "TestA"), pkgEv("pass"))}, nil)
 	assert.False(t, failed)
 }
+
+// A run that failed outside any package (go test refused a flag, go was missing) has an empty
+// or clean JSON stream: its exit status, or having run no package at all, fails it.
+func TestTableCountsTheRunAsAWhole(t *testing.T) {
+	empty := run()
+	out, failed := table([]results{run(ev("pass", "TestA"), pkgEv("pass")), empty}, nil)
+	require.True(t, failed, "a run that ran no package fails the soak")
+	assert.Contains(t, out, "| `(go test exit status)` | - | FAIL |")
+
+	clean := func(rc string) results {
+		r := run(ev("pass", "TestA"), pkgEv("pass"))
+		exitStatus(r, rc)
+		return r
+	}
+	out, failed = table([]results{clean("0\n"), clean("2\n")}, nil)
+	require.True(t, failed, "a run whose go test exited 2 fails the soak, however clean its JSON")
+	assert.Contains(t, out, "| `(go test exit status)` | ok | FAIL | **flaky** |")
+
+	_, failed = table([]results{clean("0\n"), clean("")}, nil)
+	assert.False(t, failed, "exit status 0, or none recorded (an older run), fails nothing")
+
+	r := run()
+	exitStatus(r, "0")
+	_, failed = table([]results{r}, nil)
+	assert.True(t, failed, "exit status 0 does not make a run that ran nothing pass")
+}
