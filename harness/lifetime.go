@@ -93,6 +93,12 @@ func scratchDir(name string) (dir string, done func(), err error) {
 	}, nil
 }
 
+// ScratchDir makes a private folder for a suite's own host-side files (the package suite's
+// repositories, served to its guest), on the same terms as the harness's: flocked for its life,
+// removed on Ctrl-C and SIGTERM, removed by the next run if its process was killed. done
+// removes it; a TestMain calls it after m.Run, as os.Exit skips deferred calls.
+func ScratchDir(name string) (dir string, done func(), err error) { return scratchDir(name) }
+
 func register(m *Machine) {
 	setup()
 	liveMu.Lock()

@@ -128,6 +128,21 @@ func TestRequireSkipsNamingThePowerAndTarget(t *testing.T) {
 	assert.Contains(t, m.consoleTail(5), "no serial console on target ssh://u@10.1.2.3:2222")
 }
 
+// A suite's scratch folder (the package suite's repositories) is registered like the
+// harness's own, so the signal handler removes it; done removes it and unregisters it.
+func TestSuiteScratchFolderIsRemovedOnASignal(t *testing.T) {
+	dir, done, err := ScratchDir("repos")
+	require.NoError(t, err)
+	assert.Contains(t, filepath.Base(dir), dirPrefix+"repos-", "named like a private folder, so a killed run's is found")
+	assert.FileExists(t, filepath.Join(dir, "owner.lock"))
+	liveMu.Lock()
+	_, registered := scratch[dir]
+	liveMu.Unlock()
+	assert.True(t, registered, "the suite's folder %s is in the scratch registry", dir)
+	done()
+	assert.NoDirExists(t, dir)
+}
+
 // The KVM probe's temporary folder is one of the harness's scratch folders, which a Ctrl-C or
 // SIGTERM handler removes (a signal during the probe left it behind once).
 func TestKVMProbeFolderIsRemovedOnASignal(t *testing.T) {

@@ -30,7 +30,9 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "vmtest-repos-*")
+	// The harness's scratch folder, not a plain temporary one: a Ctrl-C, a SIGTERM or a killed
+	// run must not leave the repositories behind.
+	dir, removeDir, err := harness.ScratchDir("repos")
 	if err == nil {
 		repos = dir
 		start := time.Now()
@@ -51,12 +53,15 @@ func TestMain(m *testing.M) {
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "package fixtures:", err)
+		if removeDir != nil {
+			removeDir()
+		}
 		os.Exit(1)
 	}
 	vm = harness.NewShared(harness.WithHostService(repoPort, addr))
 	code := vm.Main(m)
 	_ = srv.Close()
-	os.RemoveAll(dir)
+	removeDir()
 	os.Exit(code)
 }
 
