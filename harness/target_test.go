@@ -135,12 +135,18 @@ func TestSuiteScratchFolderIsRemovedOnASignal(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, filepath.Base(dir), dirPrefix+"repos-", "named like a private folder, so a killed run's is found")
 	assert.FileExists(t, filepath.Join(dir, "owner.lock"))
-	liveMu.Lock()
-	_, registered := scratch[dir]
-	liveMu.Unlock()
-	assert.True(t, registered, "the suite's folder %s is in the scratch registry", dir)
+	assert.True(t, inScratch(dir), "the suite's folder %s is in the scratch registry", dir)
 	done()
 	assert.NoDirExists(t, dir)
+	assert.False(t, inScratch(dir))
+}
+
+// inScratch says whether dir is in the registry of scratch folders the signal handler removes.
+func inScratch(dir string) bool {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	_, ok := scratch[dir]
+	return ok
 }
 
 // The KVM probe's temporary folder is one of the harness's scratch folders, which a Ctrl-C or
@@ -149,14 +155,8 @@ func TestKVMProbeFolderIsRemovedOnASignal(t *testing.T) {
 	setup()
 	dir, done, err := qemu.Scratch("kvmprobe")
 	require.NoError(t, err)
-	liveMu.Lock()
-	_, registered := scratch[dir]
-	liveMu.Unlock()
-	assert.True(t, registered, "the probe's folder %s is in the scratch registry", dir)
+	assert.True(t, inScratch(dir), "the probe's folder %s is in the scratch registry", dir)
 	done()
 	assert.NoDirExists(t, dir)
-	liveMu.Lock()
-	_, registered = scratch[dir]
-	liveMu.Unlock()
-	assert.False(t, registered)
+	assert.False(t, inScratch(dir))
 }
