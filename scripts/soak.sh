@@ -37,7 +37,16 @@ commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 [[ -n $(git status --porcelain 2>/dev/null) ]] && commit="$commit+changes"
 IFS=, read -r -a arches <<<"${ARCHES:-x86_64,aarch64}"
 # Stopped by a signal, the run in progress is cut short whatever go test's status says.
-trap 'trap "" INT TERM; kill -INT 0; wait; rm -f "$dir/run-${i:-0}-"*.rc; exit 130' INT TERM
+# Exits 130 on SIGINT, 143 on SIGTERM, as the harness does.
+stop() {
+  trap "" INT TERM
+  kill -INT 0
+  wait
+  rm -f "$dir/run-${i:-0}-"*.rc
+  exit "$1"
+}
+trap 'stop 130' INT
+trap 'stop 143' TERM
 start=$(date +%s)
 for ((i = first; i < first + n; i++)); do
   pids=()
