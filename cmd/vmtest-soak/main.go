@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"sort"
 	"strings"
 
@@ -28,14 +27,11 @@ func read(r io.Reader) (results, error) {
 	run, err := testreport.Read("", r)
 	res := results{}
 	for _, p := range run.Packages {
-		// The package as a whole: it can fail with every test passing (a build error, a
-		// shared VM's clean-up, TestMain), and a run cut short leaves it unended.
-		a := p.Action
-		if a == "" {
-			a = "fail"
-		}
-		res[path.Base(p.Path)+"/(package)"] = a
-		for _, t := range p.Tests {
+		// The package as a whole (named as testreport's Failures names it): it can fail with
+		// every test passing (a build error, a shared VM's clean-up, TestMain), and a run cut
+		// short leaves it unended.
+		whole := &testreport.Test{Package: p.Path, Name: "(package)", Action: p.Action}
+		for _, t := range append([]*testreport.Test{whole}, p.Tests...) {
 			a := t.Action
 			if a == "" {
 				a = "fail" // it never ended: the binary died or timed out

@@ -3,7 +3,6 @@ package selftest
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -17,7 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
-	"github.com/azl-vmtest/azl-vmtest/harness/cache"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
 
 // TestVmtestCommand drives the contributor's tool: vmtest spawn keeps a VM and says how to
@@ -193,7 +192,7 @@ func TestKeepVMOnFailure(t *testing.T) {
 // wait for a VM slot so (slots.KeptForPerson): only the person frees that slot.
 func keptForPerson(t *testing.T, pid int) {
 	t.Helper()
-	marker, err := os.ReadFile(filepath.Join(cache.Dir(), "slots", fmt.Sprintf("waiting-%d", pid)))
+	marker, err := slots.Marker(pid)
 	require.NoError(t, err, "the process keeping a VM marks its slot as kept for a person")
-	assert.Equal(t, "person", string(marker))
+	assert.Equal(t, "person", marker)
 }

@@ -265,6 +265,22 @@ var (
 	markedAs string
 )
 
+// markerPath is process pid's waiting marker in the slots folder dir.
+func markerPath(dir string, pid int) string {
+	return filepath.Join(dir, fmt.Sprintf("waiting-%d", pid))
+}
+
+// Marker returns what process pid's marker says it waits for ("slot", "other", "person"), for
+// a test that watches another process; an error when the process has no marker.
+func Marker(pid int) (string, error) {
+	dir, err := cache.Sub("slots")
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(markerPath(dir, pid))
+	return string(b), err
+}
+
 // wait counts a waiter of this kind until the returned func is called.
 func wait(what string) func() {
 	dir, err := cache.Sub("slots")
@@ -299,7 +315,7 @@ func syncMarker(dir string) {
 	if what == markedAs {
 		return
 	}
-	p := filepath.Join(dir, fmt.Sprintf("waiting-%d", os.Getpid()))
+	p := markerPath(dir, os.Getpid())
 	if what == "" {
 		os.Remove(p)
 		marker.Unlock()
@@ -365,7 +381,7 @@ func holders(dir string, b Budget) (hs map[int]string, ok bool) {
 		hs[pid] = ""
 	}
 	for pid := range hs {
-		p := filepath.Join(dir, fmt.Sprintf("waiting-%d", pid))
+		p := markerPath(dir, pid)
 		if _, err := os.Stat(p); err != nil {
 			continue
 		}

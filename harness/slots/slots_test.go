@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -184,13 +183,12 @@ func TestBootsOneHostCorePerBootVCPU(t *testing.T) {
 // first, and stays until the last of them is done (one ending does not unmark the others).
 func TestMarkerCountsEveryWaiter(t *testing.T) {
 	setup(t, 1)
-	marker := filepath.Join(mustSub(t), fmt.Sprintf("waiting-%d", os.Getpid()))
 	says := func() string {
-		b, err := os.ReadFile(marker)
+		what, err := Marker(os.Getpid())
 		if err != nil {
 			return "(none)"
 		}
-		return string(b)
+		return what
 	}
 	kept := KeptForPerson()
 	assert.Equal(t, "person", says())
