@@ -22,14 +22,15 @@ import (
 // TestVmtestCommand drives the contributor's tool: vmtest spawn keeps a VM and says how to
 // reach it; from other processes vmtest ssh runs a command on it, vmtest list shows it, vmtest
 // stop ends it (QEMU gone, state removed); a spawner killed with SIGKILL is reported and its
-// state cleaned by the next list.
+// state cleaned by the next list, its private folder by the next harness process.
 func TestVmtestCommand(t *testing.T) {
 	bin, vmtest := buildVmtest(t)
 	name := "selftest-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-"))
 
 	// spawn: up when it prints the ssh line.
-	spawnUp := func(name string) *exec.Cmd {
+	spawnUp := func(name string, env ...string) *exec.Cmd {
 		cmd := exec.Command(bin, "spawn", "-name", name)
+		cmd.Env = append(os.Environ(), env...)
 		stdout, err := cmd.StdoutPipe()
 		require.NoError(t, err)
 		cmd.Stderr = os.Stderr
@@ -77,15 +78,22 @@ func TestVmtestCommand(t *testing.T) {
 	_, err = vmtest("ssh", name, "--", "true")
 	assert.Error(t, err)
 
-	// A spawner killed outright: its QEMU goes with it (the harness's lifetime rules), and the
-	// next list reports and removes its state.
-	killed := spawnUp(name + "-k")
+	// A spawner killed outright: its QEMU goes with it (the harness's lifetime rules), the
+	// next list reports and removes its state, and the next harness process its private folder
+	// (in a TMPDIR of its own, so that nothing is left in the user's).
+	tmp, err := os.MkdirTemp("", "vt") // short: a unix socket path lives under it
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(tmp) })
+	killed := spawnUp(name+"-k", "TMPDIR="+tmp)
 	require.NoError(t, killed.Process.Signal(syscall.SIGKILL))
 	_ = killed.Wait()
 	out, _ = vmtest("list")
 	assert.Contains(t, out, name+"-k: its spawner is gone")
 	out, _ = vmtest("list")
 	assert.NotContains(t, out, name+"-k")
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "azl-vmtest-*"))
+	require.Len(t, dirs, 1, "the killed spawner's private folder, in its TMPDIR")
+	nextRunCleansUp(t, tmp)
 }
 
 // untilLine reads a child's output: the channel gets everything read so far once a line holds
