@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
@@ -57,7 +58,11 @@ var debugSSH = os.Getenv("VMTEST_DEBUG_SSH") != ""
 // banner for up to SSHBannerWait, and after SSHStagger a second and a third attempt join it, so
 // that a stuck connection never delays noticing sshd. Never more than SSHMaxAttempts at once:
 // measured here, four attempts abandoned every 2 s on a loaded host kept sshd's unauthenticated
-// children piling up (MaxStartups), and a guest never answered in 10 minutes.
+// children piling up (MaxStartups), and a guest never answered in 10 minutes. Once an attempt
+// hears sshd's banner it goes on alone: the others are closed and none joins it. Under TCG a
+// handshake takes longer than SSHStagger, and sshd accepts at once every connection user-net
+// held for it, so each companion was a key exchange, a login and a PAM session the guest ran for
+// nothing (three accepted logins in a boot, 2026-12-03) while its boot still needed the CPU.
 const (
 	SSHPollInterval = 100 * time.Millisecond
 	SSHStagger      = time.Second
@@ -120,21 +125,55 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 	gctx, cancel := m.guard(ctx)
 	defer cancel()
 	type result struct {
-		c   *ssh.Client
-		err error
+		c          *ssh.Client
+		err        error
+		superseded bool // closed because another attempt heard sshd first
 	}
 	results := make(chan result)
 	inflight := 0
 	var lastStart time.Time
+	// The first attempt to hear sshd's banner carries on alone: the others are closed at once
+	// (sshd accepts every connection user-net held for it when it starts listening) and no new
+	// one joins it while it runs.
+	var mu sync.Mutex
+	cancels := map[int]context.CancelFunc{}
+	heard, lastID := 0, 0 // heard: the attempt that heard sshd first and still runs, 0 if none
+	sshdHeard := func() bool { mu.Lock(); defer mu.Unlock(); return heard != 0 }
 	attempt := func() {
 		inflight++
 		lastStart = time.Now()
+		lastID++
+		id := lastID
+		actx, acancel := context.WithCancel(gctx)
+		mu.Lock()
+		cancels[id] = acancel
+		mu.Unlock()
 		go func() {
 			cfg := m.sshCfg
 			cfg.BannerTimeout = SSHBannerWait
 			cfg.HandshakeTimeout = 30 * time.Second
-			c, err := ssh.Dial(gctx, cfg)
-			results <- result{c, err}
+			cfg.Answered = func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if heard == 0 {
+					heard = id
+					for other, cancel := range cancels {
+						if other != id {
+							cancel()
+						}
+					}
+				}
+			}
+			c, err := ssh.Dial(actx, cfg)
+			mu.Lock()
+			delete(cancels, id)
+			if heard == id {
+				heard = 0
+			}
+			mu.Unlock()
+			superseded := err != nil && actx.Err() != nil && gctx.Err() == nil
+			acancel()
+			results <- result{c, err, superseded}
 		}()
 	}
 	// Attempts still running when one has won are closed as they end.
@@ -156,6 +195,9 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 		select {
 		case r := <-results:
 			inflight--
+			if r.superseded {
+				continue
+			}
 			if r.err == nil {
 				m.mu.Lock()
 				m.client = r.c
@@ -180,7 +222,7 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 				}
 			}
 		case <-tick.C:
-			if inflight == 0 || (inflight < SSHMaxAttempts && time.Since(lastStart) >= SSHStagger) {
+			if inflight == 0 || (inflight < SSHMaxAttempts && !sshdHeard() && time.Since(lastStart) >= SSHStagger) {
 				attempt()
 			}
 		case <-gctx.Done():

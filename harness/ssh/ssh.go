@@ -28,6 +28,9 @@ type Config struct {
 	// accepts a connection on the host while the guest has no network yet and then says
 	// nothing; a short banner wait turns that into a fast retry instead of a long stall.
 	BannerTimeout time.Duration
+	// Answered, if set, is called (in Dial's goroutine) once the server has sent its first
+	// bytes: an SSH server is working on this connection, and the rest is the handshake.
+	Answered func()
 }
 
 // ErrNoBanner means the TCP connection was accepted but no SSH server answered in time.
@@ -65,15 +68,28 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A cancelled ctx ends the attempt at any step: the handshake itself is bound only by the
+	// connection's deadline.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	fail := func(err error) (*Client, error) {
+		stop()
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("SSH attempt abandoned: %w (%v)", context.Cause(ctx), err)
+		}
+		return nil, err
+	}
 	var sconn net.Conn = conn
 	if cfg.BannerTimeout > 0 {
 		_ = conn.SetDeadline(time.Now().Add(cfg.BannerTimeout))
 		br := bufio.NewReader(conn)
 		if _, err := br.Peek(4); err != nil {
-			conn.Close()
-			return nil, fmt.Errorf("%w within %s: %v", ErrNoBanner, cfg.BannerTimeout, err)
+			return fail(fmt.Errorf("%w within %s: %v", ErrNoBanner, cfg.BannerTimeout, err))
 		}
 		sconn = bufferedConn{conn, br}
+		if cfg.Answered != nil {
+			cfg.Answered()
+		}
 	}
 	_ = conn.SetDeadline(deadline)
 	cc, chans, reqs, err := gossh.NewClientConn(sconn, cfg.Addr, &gossh.ClientConfig{
@@ -83,8 +99,10 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		HostKeyAlgorithms: []string{cfg.HostKey.Type()},
 	})
 	if err != nil {
-		conn.Close()
-		return nil, err
+		return fail(err)
+	}
+	if !stop() { // ctx ended as the handshake did: the connection is closed already
+		return fail(errors.New("connection closed"))
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return &Client{cfg: cfg, c: gossh.NewClient(cc, chans, reqs)}, nil

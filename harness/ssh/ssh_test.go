@@ -140,3 +140,30 @@ func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
 	require.ErrorIs(t, err, ErrNoBanner)
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
+
+func TestDialEndsWithItsContextMidHandshake(t *testing.T) {
+	// An SSH server that sends its banner and then says nothing more: only the context ends
+	// the attempt before its handshake deadline.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			c.Write([]byte("SSH-2.0-mute\r\n"))
+		}
+	}()
+	ctx, cancel := context.WithCancel(context.Background())
+	answered := false
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err = Dial(ctx, Config{Addr: l.Addr().String(), User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(),
+		BannerTimeout: 5 * time.Second, HandshakeTimeout: 20 * time.Second, Answered: func() { answered = true }})
+	require.ErrorIs(t, err, context.Canceled)
+	assert.True(t, answered, "the banner was heard")
+	assert.Less(t, time.Since(start), 2*time.Second, "the attempt ends with its context, not its 20 s deadline")
+}
