@@ -121,11 +121,12 @@ func TestRunExitCodesAndPinnedKey(t *testing.T) {
 	assert.True(t, IsHostKeyMismatch(err), "%v", err)
 }
 
-func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
-	// Like QEMU's user-net before the guest answers: TCP accepted, nothing said.
+// muteServer accepts connections, sends each the greeting (nothing if it is empty) and then
+// says nothing more until the test ends.
+func muteServer(t *testing.T, greeting string) (addr string) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer l.Close()
+	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -133,10 +134,17 @@ func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
 				return
 			}
 			defer c.Close()
+			c.Write([]byte(greeting))
 		}
 	}()
+	return l.Addr().String()
+}
+
+func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
+	// Like QEMU's user-net before the guest answers: TCP accepted, nothing said.
+	addr := muteServer(t, "")
 	start := time.Now()
-	_, err = Dial(context.Background(), Config{Addr: l.Addr().String(), User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(), BannerTimeout: 300 * time.Millisecond})
+	_, err := Dial(context.Background(), Config{Addr: addr, User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(), BannerTimeout: 300 * time.Millisecond})
 	require.ErrorIs(t, err, ErrNoBanner)
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
@@ -144,24 +152,12 @@ func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
 func TestDialEndsWithItsContextMidHandshake(t *testing.T) {
 	// An SSH server that sends its banner and then says nothing more: only the context ends
 	// the attempt before its handshake deadline.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			c.Write([]byte("SSH-2.0-mute\r\n"))
-		}
-	}()
+	addr := muteServer(t, "SSH-2.0-mute\r\n")
 	ctx, cancel := context.WithCancel(context.Background())
 	answered := false
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err = Dial(ctx, Config{Addr: l.Addr().String(), User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(),
+	_, err := Dial(ctx, Config{Addr: addr, User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(),
 		BannerTimeout: 5 * time.Second, HandshakeTimeout: 20 * time.Second, Answered: func() { answered = true }})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.True(t, answered, "the banner was heard")
