@@ -327,10 +327,9 @@ func cloudInitRecord(out string) (done, clean bool, finishedAgo time.Duration) {
 	if json.Unmarshal([]byte(status), &st) != nil {
 		return true, false, 0 // result.json says done; a status.json that does not parse is not clean
 	}
-	for _, stage := range []string{"init-local", "init", "modules-config", "modules-final"} {
-		raw, ok := st.V1[stage]
-		if !ok {
-			continue
+	for stage, raw := range st.V1 { // every stage cloud-init lists, whatever its version names
+		if t := strings.TrimSpace(string(raw)); t == "" || t[0] != '{' {
+			continue // the datasource's name, the running stage's
 		}
 		var r record
 		if json.Unmarshal(raw, &r) != nil {

@@ -32,6 +32,7 @@ func TestCloudInitRecord(t *testing.T) {
 		{file: "recoverable.txt", done: true, ago: 1230 * time.Millisecond},       // cloud-init >= 23.4: recoverable errors (a deprecated key)
 		{file: "recoverable-stage.txt", done: true, ago: 1230 * time.Millisecond}, // the same, filed under its stage only
 		{file: "failed-unit.txt", done: true, ago: 1230 * time.Millisecond},       // no error recorded, a cloud-init unit failed
+		{file: "other-stage.txt", done: true, ago: 57889492 * time.Millisecond},   // done.txt with an error under a stage no check names (modules-init)
 		{file: "corrupt.txt"},                           // a truncated record is no record
 		{file: "no-clock.txt", done: true, clean: true}, // no date +%N: when it finished is unknown
 	} {
