@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"sync"
 	"time"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -203,39 +202,6 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader) (Result, 
 		return res, fmt.Errorf("command %q: %w", cmd, err)
 	}
 	return res, nil
-}
-
-// syncBuffer is a bytes.Buffer safe to read while the session writes to it.
-// syncBuffer keeps the first MaxOutput bytes written to it and counts the rest (a guest that
-// floods its output must not exhaust the host's memory).
-type syncBuffer struct {
-	mu    sync.Mutex
-	b     bytes.Buffer
-	extra int64
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	room := MaxOutput - s.b.Len()
-	if len(p) > room {
-		s.extra += int64(len(p) - room)
-		s.b.Write(p[:room])
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) dropped() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.extra > 0
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
 }
 
 // Alive sends a keepalive and waits for the answer.

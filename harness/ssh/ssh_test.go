@@ -6,16 +6,15 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	"encoding/binary"
-	"errors"
 	"net"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	gossh "golang.org/x/crypto/ssh"
+
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh/sshtest"
 )
 
 func signer(t *testing.T) gossh.Signer {
@@ -26,67 +25,9 @@ func signer(t *testing.T) gossh.Signer {
 	return s
 }
 
-// fakeServer is an in-process SSH server: "exit N" exits N, "echo X" prints X, "hang" never ends.
-func fakeServer(t *testing.T, host, user gossh.Signer) string {
-	cfg := &gossh.ServerConfig{PublicKeyCallback: func(_ gossh.ConnMetadata, k gossh.PublicKey) (*gossh.Permissions, error) {
-		if string(k.Marshal()) == string(user.PublicKey().Marshal()) {
-			return nil, nil
-		}
-		return nil, errors.New("unknown key")
-	}}
-	cfg.AddHostKey(host)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_, chans, reqs, err := gossh.NewServerConn(c, cfg)
-				if err != nil {
-					return
-				}
-				go gossh.DiscardRequests(reqs)
-				for nc := range chans {
-					ch, creqs, _ := nc.Accept()
-					go func() {
-						for r := range creqs {
-							if r.Type != "exec" {
-								r.Reply(false, nil)
-								continue
-							}
-							r.Reply(true, nil)
-							cmd := string(r.Payload[4:])
-							switch {
-							case strings.HasPrefix(cmd, "echo "):
-								ch.Write([]byte(strings.TrimPrefix(cmd, "echo ") + "\n"))
-								exit(ch, 0)
-							case strings.HasPrefix(cmd, "exit "):
-								exit(ch, int(cmd[5]-'0'))
-							case cmd == "hang":
-							}
-						}
-					}()
-				}
-			}()
-		}
-	}()
-	return l.Addr().String()
-}
-
-func exit(ch gossh.Channel, code int) {
-	b := make([]byte, 4)
-	binary.BigEndian.PutUint32(b, uint32(code))
-	ch.SendRequest("exit-status", false, b)
-	ch.Close()
-}
-
 func TestRunExitCodesAndPinnedKey(t *testing.T) {
-	host, user := signer(t), signer(t)
-	addr := fakeServer(t, host, user)
+	srv := sshtest.NewServer(t, nil)
+	addr, host, user := srv.Addr, srv.HostKey, srv.UserKey
 	ctx := context.Background()
 	c, err := Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey(), BannerTimeout: 2 * time.Second})
 	require.NoError(t, err)
@@ -104,7 +45,7 @@ func TestRunExitCodesAndPinnedKey(t *testing.T) {
 	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err = c.Run(cctx, "hang", nil)
+	_, err = c.Run(cctx, "sleep 5", nil)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 	assert.Less(t, time.Since(start), 2*time.Second)
 
