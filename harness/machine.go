@@ -56,6 +56,7 @@ type Machine struct {
 	probe     bool                 // vmtest-probe installed
 	slots     [hotplugSlots]string // hot-plugged device ID per PCIe root port
 	client    *ssh.Client
+	root      rootShell // the kept root shell on client (its own lock)
 	bootID    string
 	dmesgSeen int
 	avcSeen   map[string]bool  // SELinux denial records already judged (avc.Record.Key)
@@ -407,6 +408,7 @@ func (m *Machine) Close() {
 	c := m.client
 	m.client = nil
 	m.mu.Unlock()
+	m.closeRootShell()
 	if m.cancelProvision != nil {
 		m.cancelProvision()
 		m.provisioning.Wait()
@@ -578,6 +580,7 @@ func (m *Machine) dropClient() {
 	c := m.client
 	m.client = nil
 	m.mu.Unlock()
+	m.closeRootShell()
 	if c != nil {
 		c.Close()
 	}

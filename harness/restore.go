@@ -384,8 +384,8 @@ func (m *Machine) refresh(ctx context.Context) error {
 	// Hex text carries the same 512 bits into the pool as the raw bytes would.
 	script := fmt.Sprintf(`date -u -s @$(awk -v o=%.3f '{printf "%%.3f", $1+o}' /proc/uptime) >/dev/null && echo %s > /dev/urandom && mkdir -p /run/azl-vmtest && echo %s > /run/azl-vmtest/instance-id`,
 		offset, hex.EncodeToString(seed), m.instanceID)
-	cmd := "sudo sh -c " + qemu.ShellQuote(script)
-	res, err := m.Run(ctx, cmd)
+	// As root in the kept root shell: the after-test log checks that follow use it too.
+	res, err := m.asRoot(ctx, script)
 	if err != nil {
 		return fmt.Errorf("refreshing the restored guest: %w", err)
 	}

@@ -52,7 +52,7 @@ func TestUnitDenials(t *testing.T) {
 	assert.Empty(t, none)
 }
 
-// LogsCommand's output, recorded on the x86-64 stand-in (enforcing) right after Command's
+// LogsScript's output, recorded on the x86-64 stand-in (enforcing) right after Command's
 // (testdata/command-standin-x86_64.txt) and after two denied runcon transitions: split on the
 // host, it gives the kernel log and exactly the records Command printed.
 func TestUnitSplitLogs(t *testing.T) {
@@ -78,7 +78,7 @@ func TestUnitSplitLogs(t *testing.T) {
 	assert.Equal(t, "audit(1795803730.208:3)", recs[2].ID)
 	assert.Equal(t, "AVC", recs[2].Type)
 
-	// Output without the separator (sudo failed, or not LogsCommand's) is not split.
+	// Output without the separator (sudo failed, or not LogsScript's) is not split.
 	_, denials, ok = SplitLogs("sudo: a password is required\n")
 	assert.False(t, ok)
 	assert.Empty(t, denials)
