@@ -9,12 +9,13 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 )
 
-// RootShellCommand is the shell the harness keeps open on each connection for its own reads of
-// the guest's logs after every test: one sudo per connection instead of one per test. Under TCG
-// a sudo and its session cost the guest about half a second of CPU (measured 2026-12-03: 0.57 s
-// for the after-test read with sudo, 0.30 s for `sudo -n true` alone), some 400 times a make
-// test. The shell takes one of the connection's sshd sessions (MaxSessions) while it is open; it
-// shows in the guest as a `sudo -n sh` of the test user, child of that user's sshd session.
+// RootShellCommand is the shell the harness keeps open on each connection for what it runs as
+// root itself (a restored guest's refresh, the read of the guest's logs when it is ready and
+// after every test): one sudo per connection instead of one per read. Under TCG a session and
+// its sudo cost about half a second of host CPU (measured 2026-12-03 on a restored x86-64
+// stand-in: 0.48-0.51 s a `sudo -n dmesg`, 0.11 s a dmesg in the kept shell). The shell takes
+// one of the connection's sshd sessions (MaxSessions) while it is open; it shows in the guest
+// as a `sudo -n sh` of the test user, child of that user's sshd session.
 const RootShellCommand = "sudo -n sh"
 
 // rootShell is the kept root shell and the connection it runs on. Its lock is never held while
@@ -31,7 +32,9 @@ type rootShell struct {
 
 // asRoot runs script (a POSIX shell script) as root: in the kept root shell when the guest lets
 // the test user keep one, else with a sudo of its own (`sudo -n sh -c`). The result is the
-// script's; an error means its outcome is unknown, as for Run.
+// script's; an error means its outcome is unknown, as for Run. A batch that fails in the shell
+// is run again with a sudo of its own: script must be safe to run twice (reads, and writes
+// that set a value).
 func (m *Machine) asRoot(ctx context.Context, script string) (ssh.Result, error) {
 	if sh := m.openRootShell(ctx); sh != nil {
 		gctx, cancel := m.guard(ctx)
