@@ -51,6 +51,14 @@ func onSignal(ch chan os.Signal) {
 		fmt.Fprintf(os.Stderr, "azl-vmtest: %s again: exiting now\n", s)
 		os.Exit(code)
 	}()
+	stopAll()
+	os.Exit(code)
+}
+
+// stopAll closes every machine of this process, those another goroutine is closing already
+// included (a program that stops its VM on the same signal: Close keeps a machine registered
+// until its folder is gone, and a second Close waits for the first), then the scratch folders.
+func stopAll() {
 	liveMu.Lock()
 	var all []*Machine
 	for m := range live {
@@ -69,7 +77,6 @@ func onSignal(ch chan os.Signal) {
 		l.Unlock()
 	}
 	liveMu.Unlock()
-	os.Exit(code)
 }
 
 // scratchDir makes a private folder for a harness step's temporary files (the image checks

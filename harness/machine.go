@@ -404,7 +404,9 @@ func (m *Machine) Close() {
 	m.closed = true
 	m.closing.Add(1)
 	defer m.closing.Done()
-	unregister(m)
+	// Registered until its folder is gone: a signal handler that stops every VM must wait for
+	// this one too before the process exits (stopAll).
+	defer unregister(m)
 	c := m.client
 	m.client = nil
 	m.mu.Unlock()
