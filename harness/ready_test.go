@@ -2,8 +2,6 @@ package harness
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+	"github.com/azl-vmtest/azl-vmtest/harness/ssh/sshtest"
 )
 
 // slowHandshake delays the first read of a server connection: the server's banner goes out at
@@ -36,14 +35,7 @@ func (c *slowHandshake) Read(p []byte) (int, error) {
 // login for the guest to run), while a server that accepts and says nothing still gets
 // companions (user-net before the guest's network).
 func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
-	newKey := func() gossh.Signer {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		require.NoError(t, err)
-		s, err := gossh.NewSignerFromKey(priv)
-		require.NoError(t, err)
-		return s
-	}
-	host, user := newKey(), newKey()
+	host, user := sshtest.NewSigner(t), sshtest.NewSigner(t)
 	// serve runs an SSH server. silentFirst: the first connection never hears anything (user-net
 	// before the guest's network). holdUntil > 0: every connection waits that long (from the
 	// server's start) before the server answers it, as user-net holds them until sshd listens.

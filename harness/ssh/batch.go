@@ -18,9 +18,7 @@ func (c *Client) RunAll(ctx context.Context, prefix string, cmds []string) ([]Re
 	if len(cmds) == 0 {
 		return nil, nil
 	}
-	tok := make([]byte, 8)
-	_, _ = rand.Read(tok)
-	token := "azl-vmtest-" + hex.EncodeToString(tok)
+	token := newToken()
 	res, err := c.Run(ctx, BatchScript(prefix, cmds, token), nil)
 	if err != nil {
 		return nil, err
@@ -36,6 +34,13 @@ func (c *Client) RunAll(ctx context.Context, prefix string, cmds []string) ([]Re
 		out[i].Duration = res.Duration
 	}
 	return out, nil
+}
+
+// newToken is a batch's marker token: random, so no probe's output can end the batch early.
+func newToken() string {
+	tok := make([]byte, 8)
+	_, _ = rand.Read(tok)
+	return "azl-vmtest-" + hex.EncodeToString(tok)
 }
 
 // BatchScript is the shell script RunAll sends. Every probe's output goes straight to the

@@ -3,8 +3,6 @@ package ssh
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -114,9 +112,7 @@ func (s *Shell) RunAll(ctx context.Context, prefix string, cmds []string) ([]Res
 }
 
 func (s *Shell) runAll(ctx context.Context, prefix string, cmds []string) ([]Result, error) {
-	tok := make([]byte, 8)
-	_, _ = rand.Read(tok)
-	token := "azl-vmtest-" + hex.EncodeToString(tok)
+	token := newToken()
 	last := len(cmds) - 1
 	outEnd := []byte(fmt.Sprintf("\n%s E %d ", token, last))
 	errEnd := []byte(fmt.Sprintf("\n%s E %d\n", token, last))

@@ -3,7 +3,6 @@ package ssh
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"net"
@@ -16,14 +15,6 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh/sshtest"
 )
-
-func signer(t *testing.T) gossh.Signer {
-	_, k, err := ed25519.GenerateKey(rand.Reader)
-	require.NoError(t, err)
-	s, err := gossh.NewSignerFromKey(k)
-	require.NoError(t, err)
-	return s
-}
 
 func TestRunExitCodesAndPinnedKey(t *testing.T) {
 	srv := sshtest.NewServer(t, nil)
@@ -50,7 +41,7 @@ func TestRunExitCodesAndPinnedKey(t *testing.T) {
 	assert.Less(t, time.Since(start), 2*time.Second)
 
 	// Another host key is refused, never accepted; so is a key of a type the server lacks.
-	_, err = Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: signer(t).PublicKey()})
+	_, err = Dial(ctx, Config{Addr: addr, User: "u", Signer: user, HostKey: sshtest.NewSigner(t).PublicKey()})
 	require.Error(t, err)
 	assert.True(t, IsHostKeyMismatch(err), "%v", err)
 	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -85,7 +76,7 @@ func TestSilentServerFailsFastWithBannerTimeout(t *testing.T) {
 	// Like QEMU's user-net before the guest answers: TCP accepted, nothing said.
 	addr := muteServer(t, "")
 	start := time.Now()
-	_, err := Dial(context.Background(), Config{Addr: addr, User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(), BannerTimeout: 300 * time.Millisecond})
+	_, err := Dial(context.Background(), Config{Addr: addr, User: "u", Signer: sshtest.NewSigner(t), HostKey: sshtest.NewSigner(t).PublicKey(), BannerTimeout: 300 * time.Millisecond})
 	require.ErrorIs(t, err, ErrNoBanner)
 	assert.Less(t, time.Since(start), 2*time.Second)
 }
@@ -98,7 +89,7 @@ func TestDialEndsWithItsContextMidHandshake(t *testing.T) {
 	answered := false
 	time.AfterFunc(300*time.Millisecond, cancel)
 	start := time.Now()
-	_, err := Dial(ctx, Config{Addr: addr, User: "u", Signer: signer(t), HostKey: signer(t).PublicKey(),
+	_, err := Dial(ctx, Config{Addr: addr, User: "u", Signer: sshtest.NewSigner(t), HostKey: sshtest.NewSigner(t).PublicKey(),
 		BannerTimeout: 5 * time.Second, HandshakeTimeout: 20 * time.Second, Answered: func() { answered = true }})
 	require.ErrorIs(t, err, context.Canceled)
 	assert.True(t, answered, "the banner was heard")

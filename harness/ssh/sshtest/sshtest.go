@@ -10,7 +10,6 @@ import (
 	"net"
 	"os/exec"
 	"sync"
-	"sync/atomic"
 	"testing"
 
 	gossh "golang.org/x/crypto/ssh"
@@ -21,25 +20,23 @@ type Server struct {
 	Addr    string
 	HostKey gossh.Signer // the server's key: pin its public half
 	UserKey gossh.Signer // the only key it accepts
-	// Execs counts the exec requests it has run.
-	Execs atomic.Int32
-	// Commands is the exec requests' commands, in order.
-	commands atomic.Pointer[[]string]
+
+	mu       sync.Mutex
+	commands []string // the exec requests' commands, in order
 }
 
-// Commands returns the commands run so far.
+// Commands returns the exec requests' commands so far, in order.
 func (s *Server) Commands() []string {
-	if p := s.commands.Load(); p != nil {
-		return *p
-	}
-	return nil
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.commands...)
 }
 
 // NewServer starts a server that runs each exec request as `sh -c (rewrite(command))`, with the
 // channel as its stdin, stdout and stderr and its exit status sent back; rewrite may be nil. It
 // stops when the test ends.
 func NewServer(t testing.TB, rewrite func(cmd string) string) *Server {
-	s := &Server{HostKey: newSigner(t), UserKey: newSigner(t)}
+	s := &Server{HostKey: NewSigner(t), UserKey: NewSigner(t)}
 	cfg := &gossh.ServerConfig{PublicKeyCallback: func(_ gossh.ConnMetadata, k gossh.PublicKey) (*gossh.Permissions, error) {
 		if string(k.Marshal()) == string(s.UserKey.PublicKey().Marshal()) {
 			return nil, nil
@@ -95,18 +92,9 @@ func (s *Server) serve(conn net.Conn, cfg *gossh.ServerConfig, rewrite func(stri
 					continue
 				}
 				cmd := string(r.Payload[4:])
-				s.Execs.Add(1)
-				for {
-					old := s.commands.Load()
-					var next []string
-					if old != nil {
-						next = append(next, *old...)
-					}
-					next = append(next, cmd)
-					if s.commands.CompareAndSwap(old, &next) {
-						break
-					}
-				}
+				s.mu.Lock()
+				s.commands = append(s.commands, cmd)
+				s.mu.Unlock()
 				if rewrite != nil {
 					cmd = rewrite(cmd)
 				}
@@ -137,7 +125,8 @@ func run(ch gossh.Channel, cmd string) {
 	ch.Close()
 }
 
-func newSigner(t testing.TB) gossh.Signer {
+// NewSigner is a fresh Ed25519 key, for a server's host key or a client's user key.
+func NewSigner(t testing.TB) gossh.Signer {
 	_, k, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
