@@ -206,10 +206,11 @@ func (l launch) saveState(ctx context.Context, root, key string, in savedstate.I
 	return st, nil
 }
 
-// bootAndSave boots a machine for real and, if no state is saved for its configuration and no
-// other run is saving one, saves it on the way without ending it: the guest is paused, its disk
-// moves onto a new overlay (the old one becomes the state's disk), its memory is saved, and it
-// resumes. A test that needs a real boot so also builds the state the other tests restore.
+// bootAndSave boots a machine for real and, if no usable state is saved for its configuration
+// and no other run is saving one, saves it on the way without ending it: the guest is paused,
+// its disk moves onto a new overlay (the old one becomes the state's disk), its memory is saved,
+// and it resumes. A test that needs a real boot so also builds the state the other tests
+// restore, and replaces one that fails its checks (saying so).
 func (l launch) bootAndSave(ctx context.Context, name string, logf func(string, ...any)) (*Machine, error) {
 	in, root, key, err := l.state()
 	if err != nil {
@@ -223,8 +224,12 @@ func (l launch) bootAndSave(ctx context.Context, name string, logf func(string, 
 		return l.boot(ctx, name, logf, "") // another run saves it
 	}
 	defer lock.Unlock()
-	if _, err := savedstate.Open(root, key); err == nil {
+	_, err = savedstate.Open(root, key)
+	switch {
+	case err == nil:
 		return l.boot(ctx, name, logf, "")
+	case !errors.Is(err, savedstate.ErrMissing):
+		logf("vm %s: the saved state is unusable, rebuilding it on the way: %v", name, err)
 	}
 	stage, err := savedstate.NewStaging(root, key, in)
 	if err != nil {

@@ -3,7 +3,6 @@ package selftest
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,38 +42,46 @@ func TestRestoredVMsAreIndependent(t *testing.T) {
 	}
 }
 
-// TestSavedStateKeyAndIntegrity: another memory size is another saved state; a machine that
-// boots for real saves the state of its configuration on the way and keeps running on a disk of
-// its own; and a state damaged as a disk or a killed writer would (bytes changed) is noticed
-// before use, reported and rebuilt, never half-loaded. (Truncation and every other input are
-// unit-tested in harness/savedstate.) The 1536 MiB state is this test's own, so no other
-// test's state is touched.
+// TestSavedStateKeyAndIntegrity: another memory size is another saved state; a state damaged as
+// a failing disk would damage it (a byte changed) is noticed before use, reported and rebuilt,
+// never loaded; the machine that boots for real rebuilds it on the way and keeps running on a
+// disk of its own; and the next machine restores the rebuilt state. The damaged state is planted
+// (files that are no guest's, committed, then one byte changed), so the test costs one real
+// boot, not the two of saving a state and then rebuilding it: what is checked is the checksum,
+// whatever the files hold. (Truncation and every other input are unit-tested in
+// harness/savedstate.) The 1536 MiB state is this test's own, so no other test's state is
+// touched.
 func TestSavedStateKeyAndIntegrity(t *testing.T) {
 	small := harness.WithMemory(1536)
 	root, err := savedstate.Root()
 	require.NoError(t, err)
-	def := harness.Boot(t)
-	kd, _ := def.Restored()
-	require.NotEmpty(t, kd)
-	def.Close()
-
-	// Start from no state for 1536 MiB: the fresh boot saves it on the way.
+	kd, err := harness.StateKey(t.Context())
+	require.NoError(t, err)
 	key, err := harness.StateKey(t.Context(), small)
 	require.NoError(t, err)
 	require.NotEqual(t, kd, key, "another memory size must make another saved state")
-	require.NoError(t, savedstate.Remove(root, key))
+	plantDamagedState(t, root, key)
 
-	donor := harness.Boot(t, small, harness.WithFreshBoot())
+	var log strings.Builder
+	donor, err := harness.Start(t.Context(), "donor", func(f string, a ...any) {
+		fmt.Fprintf(&log, f+"\n", a...)
+		t.Logf(f, a...)
+	}, small, harness.WithFreshBoot())
+	require.NoError(t, err)
+	defer donor.Close()
 	_, restored := donor.Restored()
 	require.False(t, restored, "WithFreshBoot boots")
+	assert.Contains(t, log.String(), "the saved state is unusable, rebuilding it on the way")
+	assert.Contains(t, log.String(), "memory.state has SHA-256")
 	_, err = savedstate.Open(root, key)
-	require.NoError(t, err, "the fresh boot saved its state on the way")
+	require.NoError(t, err, "the fresh boot saved its state on the way, replacing the damaged one")
 	donor.MustRun(t, "echo donor | sudo tee /var/tmp/vmtest-donor >/dev/null && sync")
 
 	m := harness.Boot(t, small)
 	k, ok := m.Restored()
 	require.True(t, ok)
 	assert.Equal(t, key, k)
+	assert.Equal(t, "azlvmtest", m.MustRun(t, "id -un"))
 	_, code := m.Output(t, "test -e /var/tmp/vmtest-donor")
 	assert.Equal(t, 1, code, "what the donor wrote after the save is on its own disk only")
 	assert.Equal(t, "donor", donor.MustRun(t, "cat /var/tmp/vmtest-donor"), "the donor keeps working after the save")
@@ -82,31 +89,34 @@ func TestSavedStateKeyAndIntegrity(t *testing.T) {
 	require.NoError(t, err)
 	assert.Less(t, kib, 1536*1024, "the VM restored for 1536 MiB must have at most 1536 MiB")
 	assert.Greater(t, kib, 1200*1024)
-	donor.Close()
-	m.Close()
+}
 
-	mem := filepath.Join(root, key, savedstate.MemoryFile)
-	var again *harness.Machine
+// plantDamagedState commits a state for key whose files are no guest's, then changes a byte of
+// its memory file: savedstate.Open must refuse it by its checksum, as it would a real state a
+// disk damaged.
+func plantDamagedState(t *testing.T, root, key string) {
+	t.Helper()
+	lock, err := savedstate.Lock(t.Context(), root, key, func() { t.Logf("waiting for the lock of state %s", key) })
+	require.NoError(t, err)
+	defer lock.Unlock()
+	stage, err := savedstate.NewStaging(root, key, savedstate.Inputs{})
+	require.NoError(t, err)
+	for _, name := range []string{savedstate.MemoryFile, savedstate.DiskFile, savedstate.VarsFile, savedstate.SeedFile} {
+		require.NoError(t, os.WriteFile(stage.Path(name), []byte(strings.Repeat(name+" planted by azl-vmtest\n", 512)), 0o600))
+	}
+	_, err = stage.Commit(savedstate.Meta{})
+	require.NoError(t, err)
+	mem := stage.Path(savedstate.MemoryFile)
 	f, err := os.OpenFile(mem, os.O_RDWR, 0)
 	require.NoError(t, err)
-	st, err := f.Stat()
-	require.NoError(t, err)
-	_, err = f.WriteAt([]byte("azl-vmtest was here"), st.Size()/2)
+	_, err = f.WriteAt([]byte("X"), 100)
 	require.NoError(t, err)
 	require.NoError(t, f.Close())
-
-	var log strings.Builder
-	again, err = harness.Start(t.Context(), "corrupt-state", func(f string, a ...any) {
-		fmt.Fprintf(&log, f+"\n", a...)
-		t.Logf(f, a...)
-	}, small)
-	require.NoError(t, err)
-	defer again.Close()
-	assert.Contains(t, log.String(), "the saved state is unusable, rebuilding it")
-	assert.Contains(t, log.String(), "memory.state has SHA-256")
-	assert.Contains(t, log.String(), "no saved booted state for this configuration: booting one to save")
-	k, ok = again.Restored()
-	assert.True(t, ok)
-	assert.Equal(t, key, k)
-	assert.Equal(t, "azlvmtest", again.MustRun(t, "id -un"))
+	// This process checksummed the state at the commit and remembers it by size and mtime, which
+	// a write in the same clock tick may leave as they were: move the mtime, as another process
+	// would not remember it at all.
+	old := time.Now().Add(-time.Hour)
+	require.NoError(t, os.Chtimes(mem, old, old))
+	_, err = savedstate.Open(root, key)
+	require.ErrorContains(t, err, "memory.state has SHA-256", "the planted state must fail its checksum")
 }
