@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -62,17 +63,25 @@ func TestSavedStateKeyAndIntegrity(t *testing.T) {
 	require.NotEqual(t, kd, key, "another memory size must make another saved state")
 	plantDamagedState(t, root, key)
 
-	var log strings.Builder
+	var (
+		mu  sync.Mutex // the machine logs from its own goroutines too
+		log strings.Builder
+	)
 	donor, err := harness.Start(t.Context(), "donor", func(f string, a ...any) {
+		mu.Lock()
 		fmt.Fprintf(&log, f+"\n", a...)
+		mu.Unlock()
 		t.Logf(f, a...)
 	}, small, harness.WithFreshBoot())
 	require.NoError(t, err)
 	defer donor.Close()
 	_, restored := donor.Restored()
 	require.False(t, restored, "WithFreshBoot boots")
-	assert.Contains(t, log.String(), "the saved state is unusable, rebuilding it on the way")
-	assert.Contains(t, log.String(), "memory.state has SHA-256")
+	mu.Lock()
+	said := log.String()
+	mu.Unlock()
+	assert.Contains(t, said, "the saved state is unusable, rebuilding it on the way")
+	assert.Contains(t, said, "memory.state has SHA-256")
 	_, err = savedstate.Open(root, key)
 	require.NoError(t, err, "the fresh boot saved its state on the way, replacing the damaged one")
 	donor.MustRun(t, "echo donor | sudo tee /var/tmp/vmtest-donor >/dev/null && sync")
