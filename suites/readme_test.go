@@ -23,10 +23,9 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/suites/logging"
 	"github.com/azl-vmtest/azl-vmtest/suites/network"
 	"github.com/azl-vmtest/azl-vmtest/suites/packages"
-	"github.com/azl-vmtest/azl-vmtest/suites/secureboot"
 	"github.com/azl-vmtest/azl-vmtest/suites/selinux"
 	"github.com/azl-vmtest/azl-vmtest/suites/storage"
-	"github.com/azl-vmtest/azl-vmtest/suites/tpm"
+	"github.com/azl-vmtest/azl-vmtest/suites/trustedlaunch"
 )
 
 // tables are every suite's read-only checks, in the README's order.
@@ -37,7 +36,7 @@ var tables = []struct {
 	{"boot", boot.Checks}, {"network", network.Checks}, {"firewall", firewall.Checks},
 	{"storage", storage.Checks}, {"logging", logging.Checks}, {"agents", agents.Checks},
 	{"hardening", hardening.Checks}, {"selinux", selinux.Checks}, {"fips", fips.Checks},
-	{"hyperv", hyperv.Checks}, {"tpm", tpm.Checks}, {"secureboot", secureboot.Checks},
+	{"hyperv", hyperv.Checks}, {"trustedlaunch", trustedlaunch.Checks},
 	{"packages", packages.Checks},
 }
 

@@ -184,7 +184,7 @@ type HyperV struct {
 	KVPDaemon string `yaml:"kvp_daemon"`
 }
 
-// TPM is what the tpm suite checks on a VM given a TPM 2.0 (WithTPM).
+// TPM is what the trustedlaunch suite checks on a VM given a TPM 2.0 (WithTPM).
 type TPM struct {
 	// VersionMajor: /sys/class/tpm/tpm0/tpm_version_major (2: TPM 2.0; 1.2 is not supported).
 	VersionMajor int `yaml:"version_major"`
@@ -196,7 +196,7 @@ type TPM struct {
 	PCR7Measured *bool `yaml:"pcr7_measured"`
 }
 
-// SecureBoot is what the secureboot suite checks on a VM booted with Secure Boot on
+// SecureBoot is what the trustedlaunch suite checks on a VM booted with Secure Boot on
 // (WithSecureBoot: UEFI firmware with Microsoft's keys enrolled).
 type SecureBoot struct {
 	// Enabled: the image's boot chain starts under Secure Boot and the OS sees it on (the

@@ -1,8 +1,8 @@
-// Package tpm verifies the TPM 2.0 promises on a VM given a TPM (the harness's WithTPM: swtpm
-// on the architecture's TPM device): the TPM's version, its resource-manager device, the
-// firmware's measured-boot event log reaching the OS, PCR 7 measured, and the TPM answering
-// commands (random bytes).
-package tpm
+package trustedlaunch
+
+// TPM 2.0 (the harness's WithTPM: swtpm on the architecture's TPM device): the TPM's version,
+// its resource-manager device, the firmware's measured-boot event log reaching the OS, PCR 7
+// measured, and the TPM answering commands (random bytes).
 
 import (
 	"encoding/hex"
@@ -20,8 +20,8 @@ echo "devices=$(for d in /dev/tpm0 /dev/tpmrm0; do [ -c $d ] && printf '%s ' $d;
 echo "event_log_bytes=$(sudo cat /sys/kernel/security/tpm0/binary_bios_measurements 2>/dev/null | wc -c)"
 echo "pcr7=$(cat /sys/class/tpm/tpm0/pcr-sha256/7 2>&1)"`}
 
-// Checks are the suite's read-only checks, one per profile key.
-var Checks = check.Table{
+// tpmChecks are the TPM rows of Checks, one per profile key.
+var tpmChecks = check.Table{
 	check.New("tpm.version_major", probeSysfs, "`tpm_version_major`, with `/dev/tpm0` and the resource manager `/dev/tpmrm0`", VersionMajor),
 	check.New("tpm.event_log", probeSysfs, "the firmware's measured-boot event log (`binary_bios_measurements`) not empty, or absent", EventLog),
 	check.New("tpm.pcr7_measured", probeSysfs, "PCR 7 (SHA-256 bank) holds a measurement (not all zeros), or is all zeros", PCR7Measured),

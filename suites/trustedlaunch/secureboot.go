@@ -1,8 +1,9 @@
-// Package secureboot verifies the Secure Boot promises on a VM booted with Secure Boot on (the
-// harness's WithSecureBoot: UEFI firmware with Microsoft's keys enrolled): the image's signed
-// chain starts, the OS sees Secure Boot on, the kernel locks itself down, and it refuses a
-// kernel module without a valid signature, which it loads without Secure Boot.
-package secureboot
+package trustedlaunch
+
+// Secure Boot: the image's signed chain starts under UEFI firmware with Microsoft's keys
+// enrolled (the harness's WithSecureBoot), the OS sees Secure Boot on, the kernel locks itself
+// down, and it refuses a kernel module without a valid signature, which it loads without
+// Secure Boot.
 
 import (
 	"bytes"
@@ -25,8 +26,8 @@ echo "setupmode=$(od -An -t u1 -j4 -N1 $v/SetupMode-` + efiGlobal + ` 2>/dev/nul
 echo "mokutil=$(mokutil --sb-state 2>&1 | head -n1)"
 echo "lockdown=$(cat /sys/kernel/security/lockdown 2>/dev/null || echo '(no lockdown LSM)')"`}
 
-// Checks are the suite's read-only checks, one per profile key.
-var Checks = check.Table{
+// secureBootChecks are the Secure Boot rows of Checks, one per profile key.
+var secureBootChecks = check.Table{
 	check.New("secureboot.enabled", probeState, "the `SecureBoot` EFI variable (1, with `SetupMode` 0: keys enrolled) or 0", Enabled),
 	check.New("secureboot.lockdown", probeState, "the kernel lockdown mode under Secure Boot (`/sys/kernel/security/lockdown`)", Lockdown),
 }

@@ -1,4 +1,4 @@
-package secureboot
+package trustedlaunch
 
 import (
 	"encoding/base64"
@@ -13,30 +13,48 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
 )
 
-// Two VMs: one restored from the saved state as every suite's (Secure Boot off: the firmware
-// does not check), and one booted for real under Secure Boot firmware with Microsoft's keys.
+// Three VMs, each started only when a test asks for it: one restored from the saved state as
+// every suite's (no TPM, Secure Boot off: the firmware does not check), and the Trusted Launch
+// VM, booted for real with a TPM 2.0 and, where the profile promises Secure Boot
+// (secureboot.enabled), Secure Boot firmware with Microsoft's keys (secure); without it, the
+// plain firmware (bare). The restored VM's profile tells which before that boot.
 var (
-	plain = harness.NewShared()
-	sb    = harness.NewShared(harness.WithSecureBoot())
+	plain  = harness.NewShared()
+	secure = harness.NewShared(harness.WithTPM(), harness.WithSecureBoot())
+	bare   = harness.NewShared(harness.WithTPM())
 )
 
-func TestMain(m *testing.M) { os.Exit(harness.Main(m, plain, sb)) }
+func TestMain(m *testing.M) { os.Exit(harness.Main(m, plain, secure, bare)) }
 
-// secureMachine is the VM the profile's Secure Boot promise is judged on: the Secure Boot one
-// when the image promises to boot under Secure Boot, the plain one when it promises not to
-// (then Secure Boot must read off). Not promised: the image would not start under Secure Boot
-// firmware (the 4.0 preview's chain is unsigned), so the test skips before booting it.
-func secureMachine(t *testing.T) *harness.Machine {
-	m := plain.Machine(t)
-	on := harness.Want[bool](t, m, "secureboot.enabled")
-	if !on {
-		return m
+// secureBootPromised says whether the image promises to boot under Secure Boot.
+func secureBootPromised(t *testing.T) bool {
+	on, err := profile.Get[bool](plain.Machine(t).Profile(), "secureboot.enabled")
+	return err == nil && on
+}
+
+// vm is the package's Trusted Launch machine: with Secure Boot where the image promises it,
+// without where it promises Secure Boot off (then it must read off) or promises nothing (an
+// image that would not start under Secure Boot firmware, as the 4.0 preview's unsigned chain:
+// the Secure Boot rows skip with the profile's reason, the TPM's still run).
+func vm(t *testing.T) *harness.Machine {
+	if secureBootPromised(t) {
+		return secure.Machine(t)
 	}
-	return sb.Machine(t)
+	return bare.Machine(t)
 }
 
 // TestChecks runs the read-only checks (Checks): one subtest per profile key.
-func TestChecks(t *testing.T) { harness.Check(t, secureMachine(t), Checks) }
+func TestChecks(t *testing.T) { harness.Check(t, vm(t), Checks) }
+
+// TestTPMAnswersCommands: the TPM answers TPM2_GetRandom through the resource manager with
+// fresh random bytes each time (the helper speaks the TPM 2.0 wire protocol: no tpm2-tools
+// needed in the guest).
+func TestTPMAnswersCommands(t *testing.T) {
+	m := vm(t)
+	harness.Want[int](t, m, "tpm.version_major")
+	cmd := "sudo " + m.InstallProbe(t) + " tpm-random 16"
+	require.NoError(t, Random(16, m.MustRun(t, cmd), m.MustRun(t, cmd)))
+}
 
 // candidateModules are small modules no test VM has loaded and every kernel config that
 // suites/hardening accepts builds as modules; the first the image has is used.
@@ -50,7 +68,7 @@ func TestUnsignedModuleRefused(t *testing.T) {
 	m := plain.Machine(t)
 	m.Require(t, harness.PowerVirtHardware)
 	refused := harness.Want[bool](t, m, "secureboot.unsigned_module_refused")
-	if on, err := profile.Get[bool](m.Profile(), "secureboot.enabled"); err != nil || !on {
+	if !secureBootPromised(t) {
 		t.Skipf("needs an image that boots under Secure Boot: profile %s says secureboot.enabled is not true", m.Profile().Name)
 	}
 	mod, path := pickModule(t, m)
@@ -75,7 +93,7 @@ func TestUnsignedModuleRefused(t *testing.T) {
 		require.NoError(t, ModuleLoad("unsigned "+mod+" without Secure Boot (the stripped file must be a loadable module)", false, out))
 	}
 
-	s := sb.Machine(t)
+	s := secure.Machine(t)
 	require.NoError(t, s.CopyTo(t.Context(), local, remote, "0644"))
 	s.MustRun(t, label)
 	out, _ := s.Output(t, try)

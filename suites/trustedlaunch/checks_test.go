@@ -1,4 +1,4 @@
-package secureboot
+package trustedlaunch
 
 import (
 	"encoding/binary"
@@ -64,4 +64,12 @@ func TestUnitModuleLoad(t *testing.T) {
 	assert.ErrorContains(t, ModuleLoad("unsigned dummy without Secure Boot", false, refusedOut),
 		`expected loaded, got insmod exit 1 ("insmod: ERROR: could not insert module /tmp/vmtest-unsigned.ko: Key was rejected by service")`)
 	assert.ErrorContains(t, ModuleLoad("x", true, "sudo: command not found\n"), "expected insmod_exit= and loaded= lines")
+}
+
+func TestUnitRandom(t *testing.T) {
+	require.NoError(t, Random(4, "0a1b2c3d\n", "9f8e7d6c\n"))
+	assert.ErrorContains(t, Random(4, "0a1b2c3d", "0a1b2c3d"), "expected two different answers, got 0a1b2c3d twice")
+	assert.ErrorContains(t, Random(4, "00000000", "9f8e7d6c"), "answer 1: expected random bytes, got zeros")
+	assert.ErrorContains(t, Random(4, "0a1b", "9f8e7d6c"), "answer 1: expected 4 bytes, got 2")
+	assert.ErrorContains(t, Random(4, "0a1b2c3d", "vmtest-probe: no TPM device: open /dev/tpm0: no such file or directory"), `answer 2: expected hex, got "vmtest-probe: no TPM device`)
 }
