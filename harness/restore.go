@@ -333,7 +333,10 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 func (m *Machine) resumeRestored(bctx context.Context, st *savedstate.State) error {
 	if err := m.inst.AwaitIncoming(bctx); err != nil {
 		err = fmt.Errorf("restoring the saved state %s: %w", st.Dir, err)
-		if m.inst.ExitError() != nil {
+		// Only QEMU failing by itself says the state is bad: one ended by a signal or by the
+		// harness (Ctrl-C, a test's timeout) while loading must not remove the state that
+		// other VMs are about to restore.
+		if m.inst.FailedByItself() && bctx.Err() == nil {
 			err = &loadError{err}
 		}
 		return err

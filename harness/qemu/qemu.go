@@ -330,6 +330,31 @@ func (i *Instance) ExitError() error {
 	return errors.New(msg)
 }
 
+// FailedByItself says whether QEMU has exited with an error status of its own: not stopped by
+// the harness, not ended by a signal (a Ctrl-C, a kill, its parent's death), not a clean exit
+// (QEMU quits with 0 on SIGINT or SIGTERM). Only such an exit while loading an incoming state
+// says the state could not be loaded.
+func (i *Instance) FailedByItself() bool {
+	select {
+	case <-i.exited:
+	default:
+		return false
+	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return !i.stopped && failedStatus(i.exitErr)
+}
+
+// failedStatus says whether cmd.Wait's error is a normal exit with a non-zero status.
+func failedStatus(err error) bool {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return false
+	}
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Exited() && ws.ExitStatus() != 0
+}
+
 // Fault is a failure QEMU reported without exiting (it then keeps the guest paused for ever):
 // a guest panic (GUEST_PANICKED over QMP, through pvpanic) or "KVM internal error" on its
 // stderr. nil if none.

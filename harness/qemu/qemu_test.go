@@ -2,6 +2,7 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -204,4 +205,15 @@ func TestUnitRenice(t *testing.T) {
 func TestUnitHostMemory(t *testing.T) {
 	assert.Equal(t, 2048+TCGCodeBufferMB+processOverheadMB, HostMemoryMB(Config{MemoryMB: 2048, Accel: AccelTCG}))
 	assert.Equal(t, 2048+processOverheadMB, HostMemoryMB(Config{MemoryMB: 2048, Accel: AccelKVM}))
+}
+
+// TestFailedStatus: only a normal exit with a non-zero status is QEMU failing by itself; a
+// signal (Ctrl-C, a kill) or a clean exit is not.
+func TestFailedStatus(t *testing.T) {
+	exit := func(script string) error { return exec.Command("sh", "-c", script).Run() }
+	assert.True(t, failedStatus(exit("exit 1")), "exit 1")
+	assert.False(t, failedStatus(exit("exit 0")), "exit 0")
+	assert.False(t, failedStatus(exit("kill -INT $$")), "ended by SIGINT")
+	assert.False(t, failedStatus(exit("kill -KILL $$")), "ended by SIGKILL")
+	assert.False(t, failedStatus(errors.New("not started")), "not an exit error")
 }
