@@ -207,9 +207,9 @@ func TestUnitHostMemory(t *testing.T) {
 	assert.Equal(t, 2048+processOverheadMB, HostMemoryMB(Config{MemoryMB: 2048, Accel: AccelKVM}))
 }
 
-// TestFailedStatus: only a normal exit with a non-zero status is QEMU failing by itself; a
+// TestUnitFailedStatus: only a normal exit with a non-zero status is QEMU failing by itself; a
 // signal (Ctrl-C, a kill) or a clean exit is not.
-func TestFailedStatus(t *testing.T) {
+func TestUnitFailedStatus(t *testing.T) {
 	exit := func(script string) error { return exec.Command("sh", "-c", script).Run() }
 	assert.True(t, failedStatus(exit("exit 1")), "exit 1")
 	assert.False(t, failedStatus(exit("exit 0")), "exit 0")
