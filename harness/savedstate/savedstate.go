@@ -108,9 +108,10 @@ type entry struct {
 
 // State is a saved state on disk, checked whole.
 type State struct {
-	Key  string
-	Dir  string
-	Meta Meta
+	Key     string
+	Dir     string
+	Meta    Meta
+	Created time.Time // when it was committed: a rebuild under the same key is another state
 }
 
 // Path is the path of one of the state's files.
@@ -178,7 +179,27 @@ func Open(root, key string) (*State, error) {
 		verified[dir] = stamp.String()
 		verifiedMu.Unlock()
 	}
-	return &State{Key: key, Dir: dir, Meta: m.Meta}, nil
+	return &State{Key: key, Dir: dir, Meta: m.Meta, Created: m.Created}, nil
+}
+
+// ErrChanged means a state opened earlier was removed or rebuilt since: what the opener holds
+// (its keys, its files) is no longer what the folder holds, so it must open the state again.
+var ErrChanged = errors.New("the saved state was removed or rebuilt since it was opened")
+
+// Recheck reports whether s is still the state saved under its key (cheap: Open remembers what
+// it checksummed). A restore that opened s and then waited (minutes, for a VM slot) rechecks
+// before QEMU uses the files: a state found unusable meanwhile was removed, and perhaps built
+// again with other keys. The error wraps ErrChanged and says what changed.
+func (s *State) Recheck() error {
+	now, err := Open(filepath.Dir(s.Dir), s.Key)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%w: %v", ErrChanged, err)
+	case !now.Created.Equal(s.Created):
+		return fmt.Errorf("%w: %s was committed at %s, it is now the one committed at %s", ErrChanged, s.Dir,
+			s.Created.Format(time.RFC3339Nano), now.Created.Format(time.RFC3339Nano))
+	}
+	return nil
 }
 
 // verifyHashes checks the files' SHA-256 in parallel.
@@ -218,6 +239,10 @@ func hashFile(path string) (string, int64, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
+
+// TrashAge is how old a removed state's folder (renamed, then deleted) must be before a commit
+// deletes it as left over: a younger one may still be being deleted by its remover.
+const TrashAge = 10 * time.Minute
 
 // Remove deletes the state saved for key (a corrupt one), leaving VMs that still use its files
 // running: their open files stay readable.
@@ -300,8 +325,16 @@ func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 // pruneStale removes, at a commit of a state of image, the states made from an older version of
 // image (same path, other size or mtime) or from an image that no longer exists (the stand-in of
 // an older recipe, whose path carries the recipe's key), and unfinished builds whose builder died
-// (no lock held on their key).
+// (no lock held on their key), and what a Remove interrupted half-way left (a folder renamed
+// to <key>.removed-<time> more than TrashAge ago: one measured here held a 499 MB memory file).
 func pruneStale(root string, image FileID) {
+	if trash, _ := filepath.Glob(filepath.Join(root, "*.removed-*")); len(trash) > 0 {
+		for _, d := range trash {
+			if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > TrashAge {
+				_ = os.RemoveAll(d)
+			}
+		}
+	}
 	infos, _ := List(root)
 	for _, in := range infos {
 		older := in.Image == image.Path && in.from != image

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -103,6 +104,46 @@ func TestRemoveThenMissing(t *testing.T) {
 	require.NoError(t, Remove(root, key))
 	_, err := Open(root, key)
 	assert.ErrorIs(t, err, ErrMissing)
+}
+
+// A restore that opened a state and then waited rechecks it: still the same state passes; the
+// state removed, or removed and built again (other keys, another commit), is ErrChanged.
+func TestRecheckNoticesARemovedOrRebuiltState(t *testing.T) {
+	root, key := commit(t)
+	st, err := Open(root, key)
+	require.NoError(t, err)
+	require.NoError(t, st.Recheck(), "nothing changed")
+
+	require.NoError(t, Remove(root, key))
+	err = st.Recheck()
+	require.ErrorIs(t, err, ErrChanged, "removed")
+	assert.ErrorContains(t, err, "no saved state")
+
+	rebuilt := commitIn(t, root, inputs())
+	require.Equal(t, key, rebuilt)
+	err = st.Recheck()
+	require.ErrorIs(t, err, ErrChanged, "removed and built again under the same key")
+	assert.ErrorContains(t, err, "it is now the one committed at")
+	again, err := Open(root, key)
+	require.NoError(t, err)
+	assert.NoError(t, again.Recheck(), "the rebuilt state, opened again, is current")
+}
+
+// A Remove interrupted between its rename and its delete leaves <key>.removed-<time>: the next
+// commit deletes it once it is older than TrashAge, and leaves a younger one to its remover.
+func TestCommitDeletesWhatAnInterruptedRemoveLeft(t *testing.T) {
+	root := t.TempDir()
+	old := filepath.Join(root, "0123456789abcdef.removed-1")
+	young := filepath.Join(root, "fedcba9876543210.removed-2")
+	for _, d := range []string{old, young} {
+		require.NoError(t, os.Mkdir(d, 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(d, MemoryFile), []byte("left over"), 0o600))
+	}
+	long := time.Now().Add(-TrashAge - time.Minute)
+	require.NoError(t, os.Chtimes(old, long, long))
+	commitIn(t, root, inputs())
+	assert.NoDirExists(t, old, "a left-over older than TrashAge is deleted")
+	assert.DirExists(t, young, "a younger one may still be being deleted")
 }
 
 func TestCommitPrunesStatesOfAnOlderImage(t *testing.T) {
