@@ -66,6 +66,7 @@ type Machine struct {
 	slot         *slots.Grant
 	bootSlot     *slots.Grant // held while the guest boots
 	restoredFrom string       // saved state key, "" for a booted machine
+	recheck      func() error // a restore: is its saved state still current, now that it holds a slot?
 	niced        bool         // QEMU runs at RestoredNice
 	instanceID   string       // a restored machine's marker
 
@@ -277,6 +278,15 @@ func (m *Machine) launch(ctx context.Context, qc qemu.Config) error {
 	if m.slot, err = slots.Acquire(ctx, qemu.HostMemoryMB(qc), logf); err != nil {
 		m.console.Close()
 		return err
+	}
+	if m.recheck != nil {
+		// A restore may have waited minutes for its slot: the state it opened before may have
+		// been found unusable (by another run) and removed or rebuilt meanwhile.
+		if err := m.recheck(); err != nil {
+			m.console.Close()
+			m.slot.Release()
+			return err
+		}
 	}
 	if qc.Incoming == "" { // a boot: one of the host's few boot slots until ready
 		if m.bootSlot, err = slots.AcquireBoot(ctx, qc.CPUs, logf); err != nil {

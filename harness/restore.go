@@ -104,6 +104,20 @@ func (l launch) restore(ctx context.Context, name string, logf func(string, ...a
 	if err != nil {
 		return nil, err
 	}
+	for tries := 1; ; tries++ {
+		m, err := l.restoreOnce(ctx, in, root, key, name, logf)
+		if errors.Is(err, savedstate.ErrChanged) && tries < 3 {
+			// Found unusable by another run while this one waited for a VM slot: open (or
+			// build) it again.
+			logf("vm %s: %v: opening it again", name, err)
+			continue
+		}
+		return m, err
+	}
+}
+
+// restoreOnce opens (or builds) the saved state and restores a machine from it.
+func (l launch) restoreOnce(ctx context.Context, in savedstate.Inputs, root, key, name string, logf func(string, ...any)) (*Machine, error) {
 	st, err := savedstate.Open(root, key)
 	if err != nil {
 		unblock := func() {}
@@ -132,9 +146,10 @@ func (l launch) restore(ctx context.Context, name string, logf func(string, ...a
 	}
 	m, err := l.restoreFrom(ctx, st, name, logf)
 	var le *loadError
-	if errors.As(err, &le) {
+	if errors.As(err, &le) && st.Recheck() == nil {
 		// QEMU could not load a state that passed its checks (a QEMU that cannot read what it
-		// wrote): remove it, so that the next start rebuilds it rather than fail the same way.
+		// wrote): remove it, so that the next start rebuilds it rather than fail the same way
+		// (unless another run has already replaced it).
 		logf("vm %s: QEMU could not load the saved state: removing it; the next start rebuilds it", name)
 		_ = savedstate.Remove(root, key)
 	}
@@ -296,6 +311,7 @@ func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name stri
 	}
 	defer m.removeIfNeverStarted()
 	m.restoredFrom = st.Key
+	m.recheck = st.Recheck
 	if m.userKey, err = cloudinit.ParseKeyPair(st.Meta.UserKeyPEM, m.cfg.User+"@azl-vmtest"); err != nil {
 		return nil, err
 	}

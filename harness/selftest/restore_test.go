@@ -1,8 +1,11 @@
 package selftest
 
 import (
+	"bytes"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
+	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
 
 // TestRestoredVMsAreIndependent restores two VMs from one saved state at the same time: each
@@ -128,4 +132,97 @@ func plantDamagedState(t *testing.T, root, key string) {
 	require.NoError(t, os.Chtimes(mem, old, old))
 	_, err = savedstate.Open(root, key)
 	require.ErrorContains(t, err, "memory.state has SHA-256", "the planted state must fail its checksum")
+}
+
+// TestStateGoneDuringTheSlotWait: a restore opens its saved state, then waits for a VM slot;
+// meanwhile another run finds the state unusable and removes it (here: moves it away under the
+// state's lock, as a rebuild would hold it). When the slot comes, the restore must notice, wait
+// for the state to be back and restore that, not start QEMU on files that are gone (make test
+// on a new machine failed so: "creating overlay over .../disk.qcow2: No such file"). The child
+// sees one VM slot on the host (VMTEST_MAX_VMS=1), which this test holds until the state is
+// gone. It uses TestSavedStateKeyAndIntegrity's 1536 MiB state, so no other test's is touched.
+func TestStateGoneDuringTheSlotWait(t *testing.T) {
+	small := harness.WithMemory(1536)
+	root, err := savedstate.Root()
+	require.NoError(t, err)
+	key, err := harness.StateKey(t.Context(), small)
+	require.NoError(t, err)
+	if _, err := savedstate.Open(root, key); err != nil {
+		t.Logf("building the 1536 MiB state first: %v", err)
+		harness.Boot(t, small).Close()
+	}
+
+	t.Setenv("VMTEST_MAX_VMS", "1") // this process and the child: one slot, vm-0
+	slot, err := slots.Acquire(t.Context(), 1, t.Logf)
+	require.NoError(t, err)
+	defer slot.Release()
+
+	var out bytes.Buffer
+	child := exec.Command(os.Args[0], "-test.run=^TestHelperRestoreAfterSlotWait$", "-test.v")
+	child.Env = append(os.Environ(), "VMTEST_SELFTEST_HELPER=restore-1536")
+	child.Stdout, child.Stderr = &out, &out
+	require.NoError(t, child.Start())
+	done := make(chan error, 1)
+	go func() { done <- child.Wait() }()
+	t.Cleanup(func() {
+		_ = child.Process.Kill()
+		<-done
+		t.Logf("the child said:\n%s", out.String())
+	})
+	// waitFor waits until the child's slot marker says what, or the child ends.
+	waitFor := func(what, why string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Minute)
+		for time.Now().Before(deadline) {
+			if got, _ := slots.Marker(child.Process.Pid); got == what {
+				return
+			}
+			select {
+			case err := <-done:
+				done <- err
+				require.FailNow(t, "the child ended before "+why, "exit: %v", err)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		require.FailNow(t, "the child never "+why)
+	}
+	waitFor("slot", "waited for the VM slot this test holds")
+
+	lock, err := savedstate.Lock(t.Context(), root, key, func() { t.Logf("waiting for the lock of state %s", key) })
+	require.NoError(t, err)
+	dir := filepath.Join(root, key)
+	aside := dir + ".aside-selftest"
+	require.NoError(t, os.Rename(dir, aside))
+	t.Cleanup(func() { // back, whatever happened
+		if _, err := os.Stat(aside); err == nil {
+			_ = os.Rename(aside, dir)
+		}
+		lock.Unlock()
+	})
+	slot.Release()
+	waitFor("other", "came back for the state after its slot (with the state gone, it must wait for the state's lock)")
+	require.NoError(t, os.Rename(aside, dir))
+	lock.Unlock()
+
+	select {
+	case err := <-done:
+		done <- err
+		require.NoError(t, err, "the child's restore must succeed once the state is back")
+	case <-time.After(5 * time.Minute):
+		require.FailNow(t, "the child did not finish within 5 minutes of the state's return")
+	}
+	assert.Contains(t, out.String(), "the saved state was removed or rebuilt since it was opened")
+	assert.Contains(t, out.String(), "RESTORED_OK")
+}
+
+// TestHelperRestoreAfterSlotWait is TestStateGoneDuringTheSlotWait's child: it restores a
+// 1536 MiB VM and runs a command.
+func TestHelperRestoreAfterSlotWait(t *testing.T) {
+	if os.Getenv("VMTEST_SELFTEST_HELPER") != "restore-1536" {
+		t.Skip("helper for TestStateGoneDuringTheSlotWait (runs only as its child)")
+	}
+	m := harness.Boot(t, harness.WithMemory(1536))
+	_, restored := m.Restored()
+	require.True(t, restored)
+	fmt.Printf("RESTORED_OK %s\n", m.MustRun(t, "id -un"))
 }
