@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
+	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
@@ -139,8 +140,9 @@ func plantDamagedState(t *testing.T, root, key string) {
 // state's lock, as a rebuild would hold it). When the slot comes, the restore must notice, wait
 // for the state to be back and restore that, not start QEMU on files that are gone (make test
 // on a new machine failed so: "creating overlay over .../disk.qcow2: No such file"). The child
-// sees one VM slot on the host (VMTEST_MAX_VMS=1), which this test holds until the state is
-// gone. It uses TestSavedStateKeyAndIntegrity's 1536 MiB state, so no other test's is touched.
+// sees one VM slot (VMTEST_MAX_VMS=1) in a slots folder of its own, which this test holds until
+// the state is gone; the VMs of other packages running beside it neither delay it nor see it.
+// It uses TestSavedStateKeyAndIntegrity's 1536 MiB state, so no other test's is touched.
 func TestStateGoneDuringTheSlotWait(t *testing.T) {
 	small := harness.WithMemory(1536)
 	root, err := savedstate.Root()
@@ -151,8 +153,14 @@ func TestStateGoneDuringTheSlotWait(t *testing.T) {
 		t.Logf("building the 1536 MiB state first: %v", err)
 		harness.Boot(t, small).Close()
 	}
+	privateSlots(t)
+	again, err := harness.StateKey(t.Context(), small)
+	require.NoError(t, err)
+	require.Equal(t, key, again, "the private slots folder must not change the state")
+	root, err = savedstate.Root()
+	require.NoError(t, err)
 
-	t.Setenv("VMTEST_MAX_VMS", "1") // this process and the child: one slot, vm-0
+	t.Setenv("VMTEST_MAX_VMS", "1") // this process and the child: one slot
 	slot, err := slots.Acquire(t.Context(), 1, t.Logf)
 	require.NoError(t, err)
 	defer slot.Release()
@@ -180,7 +188,7 @@ func TestStateGoneDuringTheSlotWait(t *testing.T) {
 			select {
 			case err := <-done:
 				done <- err
-				require.FailNow(t, "the child ended before "+why, "exit: %v", err)
+				require.FailNow(t, "the child ended before it "+why, "exit: %v", err)
 			case <-time.After(50 * time.Millisecond):
 			}
 		}
@@ -225,4 +233,23 @@ func TestHelperRestoreAfterSlotWait(t *testing.T) {
 	_, restored := m.Restored()
 	require.True(t, restored)
 	fmt.Printf("RESTORED_OK %s\n", m.MustRun(t, "id -un"))
+}
+
+// privateSlots gives this process and its children a cache folder whose slots are their own
+// and whose other entries (images, saved states, ...) are the real cache's, through symlinks.
+// The image is named by its path, which the saved states' keys record.
+func privateSlots(t *testing.T) {
+	cfg, err := harness.ConfigFromEnv()
+	require.NoError(t, err)
+	t.Setenv("VMTEST_IMAGE", cfg.Image)
+	real := cache.Dir()
+	entries, err := os.ReadDir(real)
+	require.NoError(t, err)
+	tmp := t.TempDir()
+	for _, e := range entries {
+		if e.Name() != "slots" {
+			require.NoError(t, os.Symlink(filepath.Join(real, e.Name()), filepath.Join(tmp, e.Name())))
+		}
+	}
+	t.Setenv("VMTEST_CACHE", tmp)
 }
