@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -328,11 +329,12 @@ func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 // (no lock held on their key), and what a Remove interrupted half-way left (a folder renamed
 // to <key>.removed-<time> more than TrashAge ago: one measured here held a 499 MB memory file).
 func pruneStale(root string, image FileID) {
-	if trash, _ := filepath.Glob(filepath.Join(root, "*.removed-*")); len(trash) > 0 {
-		for _, d := range trash {
-			if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > TrashAge {
-				_ = os.RemoveAll(d)
-			}
+	trash, _ := filepath.Glob(filepath.Join(root, "*.removed-*"))
+	for _, d := range trash {
+		// The name says when it was removed (a rename leaves the folder's mtime as it was).
+		_, at, _ := strings.Cut(filepath.Base(d), ".removed-")
+		if ns, err := strconv.ParseInt(at, 10, 64); err == nil && time.Since(time.Unix(0, ns)) > TrashAge {
+			_ = os.RemoveAll(d)
 		}
 	}
 	infos, _ := List(root)

@@ -1,6 +1,7 @@
 package savedstate
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -133,14 +134,16 @@ func TestRecheckNoticesARemovedOrRebuiltState(t *testing.T) {
 // commit deletes it once it is older than TrashAge, and leaves a younger one to its remover.
 func TestCommitDeletesWhatAnInterruptedRemoveLeft(t *testing.T) {
 	root := t.TempDir()
-	old := filepath.Join(root, "0123456789abcdef.removed-1")
-	young := filepath.Join(root, "fedcba9876543210.removed-2")
+	// Named as Remove names them; the folders' own mtimes are old either way (a rename keeps
+	// them): the name's time decides.
+	old := filepath.Join(root, fmt.Sprintf("0123456789abcdef.removed-%d", time.Now().Add(-TrashAge-time.Minute).UnixNano()))
+	young := filepath.Join(root, fmt.Sprintf("fedcba9876543210.removed-%d", time.Now().UnixNano()))
+	long := time.Now().Add(-24 * time.Hour)
 	for _, d := range []string{old, young} {
 		require.NoError(t, os.Mkdir(d, 0o700))
 		require.NoError(t, os.WriteFile(filepath.Join(d, MemoryFile), []byte("left over"), 0o600))
+		require.NoError(t, os.Chtimes(d, long, long))
 	}
-	long := time.Now().Add(-TrashAge - time.Minute)
-	require.NoError(t, os.Chtimes(old, long, long))
 	commitIn(t, root, inputs())
 	assert.NoDirExists(t, old, "a left-over older than TrashAge is deleted")
 	assert.DirExists(t, young, "a younger one may still be being deleted")
