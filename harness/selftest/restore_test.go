@@ -199,7 +199,10 @@ func TestStateGoneDuringTheSlotWait(t *testing.T) {
 	lock, err := savedstate.Lock(t.Context(), root, key, func() { t.Logf("waiting for the lock of state %s", key) })
 	require.NoError(t, err)
 	dir := filepath.Join(root, key)
-	aside := dir + ".aside-selftest"
+	// Named as savedstate.Remove names a removal: if this test is killed before it puts the
+	// state back, a later commit deletes the folder (after savedstate.TrashAge), as it would
+	// a removal's left-over.
+	aside := fmt.Sprintf("%s.removed-%d", dir, time.Now().UnixNano())
 	require.NoError(t, os.Rename(dir, aside))
 	t.Cleanup(func() { // back, whatever happened
 		if _, err := os.Stat(aside); err == nil {
