@@ -245,11 +245,20 @@ func hashFile(path string) (string, int64, error) {
 // deletes it as left over: a younger one may still be being deleted by its remover.
 const TrashAge = 10 * time.Minute
 
+// trashMark names a removed state's folder: <key>.removed-<the removal's Unix time in ns>.
+const trashMark = ".removed-"
+
+// TrashPath is where Remove moves the state folder dir, removed at at, before deleting it: a
+// commit deletes what an interrupted removal left there once TrashAge has passed.
+func TrashPath(dir string, at time.Time) string {
+	return fmt.Sprintf("%s%s%d", dir, trashMark, at.UnixNano())
+}
+
 // Remove deletes the state saved for key (a corrupt one), leaving VMs that still use its files
 // running: their open files stay readable.
 func Remove(root, key string) error {
 	dir := filepath.Join(root, key)
-	trash := fmt.Sprintf("%s.removed-%d", dir, time.Now().UnixNano())
+	trash := TrashPath(dir, time.Now())
 	if err := os.Rename(dir, trash); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
@@ -329,10 +338,10 @@ func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 // (no lock held on their key), and what a Remove interrupted half-way left (a folder renamed
 // to <key>.removed-<time> more than TrashAge ago: one measured here held a 499 MB memory file).
 func pruneStale(root string, image FileID) {
-	trash, _ := filepath.Glob(filepath.Join(root, "*.removed-*"))
+	trash, _ := filepath.Glob(filepath.Join(root, "*"+trashMark+"*"))
 	for _, d := range trash {
 		// The name says when it was removed (a rename leaves the folder's mtime as it was).
-		_, at, _ := strings.Cut(filepath.Base(d), ".removed-")
+		_, at, _ := strings.Cut(filepath.Base(d), trashMark)
 		if ns, err := strconv.ParseInt(at, 10, 64); err == nil && time.Since(time.Unix(0, ns)) > TrashAge {
 			_ = os.RemoveAll(d)
 		}
@@ -370,7 +379,7 @@ func List(root string) ([]Info, error) {
 	}
 	var out []Info
 	for _, e := range ents {
-		if !e.IsDir() || strings.Contains(e.Name(), ".removed-") {
+		if !e.IsDir() || strings.Contains(e.Name(), trashMark) {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())

@@ -1,7 +1,6 @@
 package savedstate
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -136,8 +135,8 @@ func TestCommitDeletesWhatAnInterruptedRemoveLeft(t *testing.T) {
 	root := t.TempDir()
 	// Named as Remove names them; the folders' own mtimes are old either way (a rename keeps
 	// them): the name's time decides.
-	old := filepath.Join(root, fmt.Sprintf("0123456789abcdef.removed-%d", time.Now().Add(-TrashAge-time.Minute).UnixNano()))
-	young := filepath.Join(root, fmt.Sprintf("fedcba9876543210.removed-%d", time.Now().UnixNano()))
+	old := TrashPath(filepath.Join(root, "0123456789abcdef"), time.Now().Add(-TrashAge-time.Minute))
+	young := TrashPath(filepath.Join(root, "fedcba9876543210"), time.Now())
 	long := time.Now().Add(-24 * time.Hour)
 	for _, d := range []string{old, young} {
 		require.NoError(t, os.Mkdir(d, 0o700))

@@ -199,10 +199,10 @@ func TestStateGoneDuringTheSlotWait(t *testing.T) {
 	lock, err := savedstate.Lock(t.Context(), root, key, func() { t.Logf("waiting for the lock of state %s", key) })
 	require.NoError(t, err)
 	dir := filepath.Join(root, key)
-	// Named as savedstate.Remove names a removal: if this test is killed before it puts the
-	// state back, a later commit deletes the folder (after savedstate.TrashAge), as it would
-	// a removal's left-over.
-	aside := fmt.Sprintf("%s.removed-%d", dir, time.Now().UnixNano())
+	// Where savedstate.Remove would move it: if this test is killed before it puts the state
+	// back, a later commit deletes the folder (after savedstate.TrashAge), as it would a
+	// removal's left-over.
+	aside := savedstate.TrashPath(dir, time.Now())
 	require.NoError(t, os.Rename(dir, aside))
 	t.Cleanup(func() { // back, whatever happened
 		if _, err := os.Stat(aside); err == nil {
