@@ -54,6 +54,9 @@ func TestUnitRPMCommandsSeeOnlyTheRunsRepository(t *testing.T) {
 		assert.Contains(t, repo, `baseurl=http://10.0.2.100:8080/rpm/trusted/\ngpgkey=file:///etc/k.asc`)
 		assert.NotContains(t, repo, "gpgcheck=", "the image's own gpgcheck and repo_gpgcheck decide")
 		assert.Contains(t, repo, "skip_if_unavailable=0")
+		// The previous repository's metadata and packages are gone (the same repository ID is
+		// reused, and its metadata could be taken as still valid).
+		assert.Regexp(t, `&& sudo rm -rf /var/cache/(dnf|libdnf5|tdnf)/\*$`, repo)
 		assert.Contains(t, d.UseRepo("http://h/", "/k", true), `repo_gpgcheck=1\n`)
 		assert.Equal(t, "/etc/vmtest-hello.conf.rpmnew", d.NewConfig("/etc/vmtest-hello.conf"))
 		assert.Equal(t, "/etc/vmtest-hello.conf.rpmsave", d.RemovedConfig("/etc/vmtest-hello.conf"))

@@ -34,6 +34,10 @@ type rpmDriver struct {
 	// printing only problems.
 	check    string
 	refusals []Refusal
+	// cache is the manager's cache folder as root runs it (its compiled-in default, which
+	// Azure Linux keeps): UseRepo empties it, as `clean all` would, without starting the
+	// manager (a dnf start is 2.4 s of Python under TCG).
+	cache string
 }
 
 // dnf4: dnf 4 (Debian 12's 4.14 on the stand-in; every message below was recorded there).
@@ -42,6 +46,7 @@ var dnf4 = rpmDriver{
 	cli:         "sudo dnf -y --disablerepo='*' --enablerepo=vmtest",
 	checkUpdate: "check-update", updatesExit: 100, // 0 when none, 1 on an error
 	historyUndo: "history undo last",
+	cache:       "/var/cache/dnf", // dnf/const.py.in SYSTEM_CACHEDIR
 	// dnf check prints problems on stdout and exits 1; its log messages (the stand-in's "Unable
 	// to detect release version") go to stderr, shown only on failure.
 	check: "sudo dnf -q check 2>/tmp/vmtest-dnf-check.err || { cat /tmp/vmtest-dnf-check.err; exit 1; }",
@@ -66,6 +71,7 @@ var dnf5 = rpmDriver{
 	cli:         "sudo dnf5 -y --repo=vmtest",
 	checkUpdate: "check-upgrade", updatesExit: 100,
 	historyUndo: "history undo last",
+	cache:       "/var/cache/libdnf5", // libdnf5's system_cachedir
 	check:       "sudo dnf5 -q check 2>/tmp/vmtest-dnf-check.err || { cat /tmp/vmtest-dnf-check.err; exit 1; }",
 	refusals: []Refusal{
 		{Repo: "unsigned", Pattern: `has failed: The package is not signed`},
@@ -86,6 +92,7 @@ var tdnf = rpmDriver{
 	name:        "tdnf",
 	cli:         "sudo tdnf -y --repo=vmtest",
 	checkUpdate: "-j check-update", updatesExit: 0,
+	cache:       "/var/cache/tdnf", // tdnf.conf's cachedir
 	historyUndo: `history undo --from "$(sudo tdnf history init >/dev/null 2>&1; sudo tdnf history list | awk '$1 ~ /^[0-9]+$/ {id=$1} END {print id}')"`,
 	// tdnf check says "Check completed without issues" when there are none.
 	check: "out=$(sudo tdnf check 2>&1) || { echo \"$out\"; exit 1; }; echo \"$out\" | grep -v -e '^Check completed without issues$' -e '^Loaded plugin' || true",
@@ -109,7 +116,7 @@ func (d rpmDriver) UseRepo(url, keyPath string, repoGPGCheck bool) string {
 	if repoGPGCheck {
 		conf += "repo_gpgcheck=1\\n"
 	}
-	return fmt.Sprintf("sudo mkdir -p %s && printf '%s' | sudo tee %s >/dev/null && %s", path.Dir(dnfRepo), conf, dnfRepo, d.cmd("-q clean all"))
+	return fmt.Sprintf("sudo mkdir -p %s && printf '%s' | sudo tee %s >/dev/null && sudo rm -rf %s/*", path.Dir(dnfRepo), conf, dnfRepo, d.cache)
 }
 func (d rpmDriver) Refresh() string { return d.cmd("makecache") }
 func (d rpmDriver) Install(version string, pkgs ...string) string {
