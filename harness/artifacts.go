@@ -115,7 +115,9 @@ func (m *Machine) artifactDir(testName string) string {
 
 // recordStart appends how a machine was started (boot, restore, or save: a boot to build a
 // saved state) to $VMTEST_ARTIFACTS/vm-starts.tsv, so a whole run can count its real boots and
-// restores across test processes (scripts/vmtests.sh prints the count).
+// restores across test processes (scripts/vmtests.sh prints the count). d is how long it took
+// to be ready, or for a machine started with foreign user-data (which the harness does not log
+// in to: its target waits for it) to have QEMU running.
 func recordStart(cfg Config, kind, name string, d time.Duration) {
 	appendVMStart(cfg, fmt.Sprintf("%s\t%s\t%s\t%.1f\n", kind, cfg.Arch.Name, name, d.Seconds()))
 }

@@ -204,6 +204,8 @@ func (l launch) boot(ctx context.Context, name string, logf func(string, ...any)
 	if cfg.ForeignUserData != nil {
 		m.bootSlot.Release() // not logged in to: up once QEMU runs
 		m.log("vm %s: started with foreign user-data; SSH at 127.0.0.1:%d", name, m.HostPort(22))
+		// A real boot all the same (its target waits for it): counted with the time to QEMU's start.
+		recordStart(cfg, "boot", name, m.Stages.QEMU)
 		return m, nil
 	}
 	bctx, cancel := m.bootBound(ctx, cfg.BootTimeout)

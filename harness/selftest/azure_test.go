@@ -3,6 +3,8 @@ package selftest
 import (
 	"context"
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +31,14 @@ func TestAzureTargetRunsOnAFakeCloud(t *testing.T) {
 	// The VM is a QEMU stand-in booting for real (its seed is the custom data): under TCG and
 	// beside other VMs that took 9 minutes here, near the target's 10-minute default.
 	t.Setenv("VMTEST_BOOT_TIMEOUT", "25m")
+
+	cfg, err := harness.ConfigFromEnv()
+	require.NoError(t, err)
+	boots := func() int { // the run's count of real boots of the player (artifacts' vm-starts.tsv)
+		b, _ := os.ReadFile(filepath.Join(cfg.Artifacts, "vm-starts.tsv"))
+		return strings.Count(string(b), "boot\t"+cfg.Arch.Name+"\tazure-player\t")
+	}
+	bootsBefore := boots()
 
 	cloud := azuretest.New()
 	var (
@@ -81,6 +91,7 @@ func TestAzureTargetRunsOnAFakeCloud(t *testing.T) {
 	assert.True(t, m.Has(harness.PowerSeed))
 	assert.False(t, m.Has(harness.PowerQMP))
 	assert.Equal(t, "azl-vmtest-azure-run", strings.TrimSpace(m.MustRun(t, "hostname")), "the custom data's hostname")
+	assert.Equal(t, bootsBefore+1, boots(), "the player's real boot is counted among the run's boots")
 
 	t.Run("boot checks", func(t *testing.T) { harness.Check(t, m, boot.Checks) })
 
