@@ -34,9 +34,9 @@ type rpmDriver struct {
 	// printing only problems.
 	check    string
 	refusals []Refusal
-	// cache is the manager's cache folder as root runs it (its compiled-in default, which
-	// Azure Linux keeps): UseRepo empties it, as `clean all` would, without starting the
-	// manager (a dnf start is 2.4 s of Python under TCG).
+	// cache is the manager's cache folder as root runs it (its compiled-in default; an image
+	// whose configuration moves it would need it here): UseRepo empties it, as `clean all`
+	// would, without starting the manager (a dnf start is 2.4 s of Python under TCG).
 	cache string
 }
 
