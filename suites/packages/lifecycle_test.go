@@ -36,10 +36,11 @@ func TestUnitRPMCommandsSeeOnlyTheRunsRepository(t *testing.T) {
 		only           string
 		check, history string
 		exit           int
+		cache          string
 	}{
-		{dnf4, "sudo dnf -y --disablerepo='*' --enablerepo=vmtest ", "check-update", "history undo last", 100},
-		{dnf5, "sudo dnf5 -y --repo=vmtest ", "check-upgrade", "history undo last", 100},
-		{tdnf, "sudo tdnf -y --repo=vmtest ", "-j check-update", `history undo --from "$(sudo tdnf history init`, 0},
+		{dnf4, "sudo dnf -y --disablerepo='*' --enablerepo=vmtest ", "check-update", "history undo last", 100, "/var/cache/dnf"},
+		{dnf5, "sudo dnf5 -y --repo=vmtest ", "check-upgrade", "history undo last", 100, "/var/cache/libdnf5"},
+		{tdnf, "sudo tdnf -y --repo=vmtest ", "-j check-update", `history undo --from "$(sudo tdnf history init`, 0, "/var/cache/tdnf"},
 	} {
 		d := tc.d
 		for _, c := range []string{d.Refresh(), d.Install("1.0", "x"), d.CheckUpdate(), d.Upgrade("x"), d.Downgrade("1.0", "x"), d.HistoryUndo(), d.Remove("x"), d.Purge("x")} {
@@ -56,7 +57,7 @@ func TestUnitRPMCommandsSeeOnlyTheRunsRepository(t *testing.T) {
 		assert.Contains(t, repo, "skip_if_unavailable=0")
 		// The previous repository's metadata and packages are gone (the same repository ID is
 		// reused, and its metadata could be taken as still valid).
-		assert.Regexp(t, `&& sudo rm -rf /var/cache/(dnf|libdnf5|tdnf)/\*$`, repo)
+		assert.True(t, strings.HasSuffix(repo, " && sudo rm -rf "+tc.cache+"/*"), "%s: %s", d.name, repo)
 		assert.Contains(t, d.UseRepo("http://h/", "/k", true), `repo_gpgcheck=1\n`)
 		assert.Equal(t, "/etc/vmtest-hello.conf.rpmnew", d.NewConfig("/etc/vmtest-hello.conf"))
 		assert.Equal(t, "/etc/vmtest-hello.conf.rpmsave", d.RemovedConfig("/etc/vmtest-hello.conf"))
