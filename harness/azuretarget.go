@@ -82,13 +82,10 @@ func provision(ctx context.Context, cfg Config, name string, logf func(string, .
 		return nil, err
 	}
 	m := &Machine{cfg: cfg, name: name, dir: dir, dirLock: lock, logf: logf, started: time.Now()}
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	m.cancelProvision = cancel
-	m.provisioning.Add(1)
+	pctx := m.beginStart(ctx)
 	register(m) // from now on Ctrl-C cancels the provisioning and deletes what it made
 	m, err = m.provision(pctx, cfg, name)
-	m.provisioning.Done()
+	m.starting.Done()
 	if err != nil && m.azureVM() == nil {
 		m.Close()
 		return nil, err

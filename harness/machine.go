@@ -70,11 +70,14 @@ type Machine struct {
 	niced        bool         // QEMU runs at RestoredNice
 	instanceID   string       // a restored machine's marker
 
-	// The azure target: the VM (its resource group is deleted by Close), and the provisioning
-	// that Close cancels and waits for (Create deletes what it made when cancelled).
-	cloud           *azure.VM
-	cancelProvision context.CancelFunc
-	provisioning    sync.WaitGroup
+	// The azure target's VM (its resource group is deleted by Close).
+	cloud *azure.VM
+	// The start under way (a QEMU boot or restore, an Azure VM's provisioning), which Close
+	// cancels and waits for: until it returns, what it starts or writes (swtpm, a QEMU not yet
+	// answering QMP, the seed, the overlay, an Azure VM being created) is known to it alone,
+	// and removing the folder beside it would race with it.
+	cancelStart context.CancelFunc
+	starting    sync.WaitGroup
 }
 
 var nameRe = regexp.MustCompile(`[^A-Za-z0-9_.-]+`)
@@ -146,15 +149,27 @@ type launch struct {
 	prof  *profile.Profile
 }
 
-// newMachine makes the machine's private folder.
-func (l launch) newMachine(name string, logf func(string, ...any)) (*Machine, error) {
+// newMachine makes the machine's private folder and begins its start: the caller starts it
+// with the context returned, which Close cancels, and calls m.starting.Done when the start
+// returns (before removeIfNeverStarted, which closes it).
+func (l launch) newMachine(ctx context.Context, name string, logf func(string, ...any)) (*Machine, context.Context, error) {
 	dir, lock, err := newPrivateDir(name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := &Machine{cfg: l.cfg, name: name, dir: dir, dirLock: lock, profile: l.prof, logf: logf}
+	ctx = m.beginStart(ctx)
 	register(m) // from now on a signal stops it and removes its folder
-	return m, nil
+	return m, ctx, nil
+}
+
+// beginStart makes the context of m's start, which Close cancels before it waits for the
+// start to return (m.starting, which the caller ends). The context lives as long as m: what
+// the start leaves running on it ends with Close.
+func (m *Machine) beginStart(ctx context.Context) context.Context {
+	ctx, m.cancelStart = context.WithCancel(ctx)
+	m.starting.Add(1)
+	return ctx
 }
 
 // removeIfNeverStarted removes the private folder of a machine whose QEMU never started (a
@@ -169,11 +184,12 @@ func (m *Machine) removeIfNeverStarted() {
 // is where its disk overlay goes (a saved state being built).
 func (l launch) boot(ctx context.Context, name string, logf func(string, ...any), overlay string) (*Machine, error) {
 	cfg := l.cfg
-	m, err := l.newMachine(name, logf)
+	m, ctx, err := l.newMachine(ctx, name, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer m.removeIfNeverStarted()
+	defer m.starting.Done()
 	if m.userKey, err = cloudinit.NewKeyPair(cfg.User + "@azl-vmtest"); err != nil {
 		return nil, err
 	}
@@ -423,9 +439,9 @@ func (m *Machine) Close() {
 	m.client = nil
 	m.mu.Unlock()
 	m.closeRootShell()
-	if m.cancelProvision != nil {
-		m.cancelProvision()
-		m.provisioning.Wait()
+	if m.cancelStart != nil {
+		m.cancelStart()
+		m.starting.Wait() // then the start's QEMU, swtpm and files are m's (or gone)
 	}
 	if c != nil {
 		c.Close()

@@ -305,11 +305,12 @@ func (m *Machine) saveAndContinue(ctx context.Context, stage *savedstate.Staging
 
 // restoreFrom starts a new QEMU that loads st on a fresh overlay, resumes it and reconnects.
 func (l launch) restoreFrom(ctx context.Context, st *savedstate.State, name string, logf func(string, ...any)) (*Machine, error) {
-	m, err := l.newMachine(name, logf)
+	m, ctx, err := l.newMachine(ctx, name, logf)
 	if err != nil {
 		return nil, err
 	}
 	defer m.removeIfNeverStarted()
+	defer m.starting.Done()
 	m.restoredFrom = st.Key
 	m.recheck = st.Recheck
 	if m.userKey, err = cloudinit.ParseKeyPair(st.Meta.UserKeyPEM, m.cfg.User+"@azl-vmtest"); err != nil {
