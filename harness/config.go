@@ -78,11 +78,13 @@ type Config struct {
 // restorable says whether a machine may be restored from a saved state instead of booted: a
 // guest saved at "ready" cannot stand in for one the test wants to see boot.
 func (c Config) restorable() bool {
-	return c.Restore && !c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot && c.ForeignUserData == nil
+	return c.Restore && !c.FreshBoot && !c.SkipReady && c.ForeignUserData == nil
 }
 
 // donatable says whether a machine that boots for real may save its state on the way, for the
-// machines of the same configuration that are restored.
+// machines of the same configuration that are restored. One with a TPM or Secure Boot does not:
+// its saved state is built by the first restore's own boot (no test boots such a machine for
+// real for others to restore, so saving one on the way is untried).
 func (c Config) donatable() bool {
 	return c.Restore && c.FreshBoot && !c.SkipReady && !c.TPM && !c.SecureBoot && c.ForeignUserData == nil
 }
@@ -188,8 +190,9 @@ func WithFreshBoot() Option { return func(c *Config) { c.FreshBoot = true } }
 
 // WithTPM gives the guest a TPM 2.0: a software TPM (swtpm) whose state lives and dies with
 // the VM, on the architecture's TPM device (tpm-crb on x86-64, tpm-tis-device on aarch64). A
-// machine with a TPM always boots for real: a saved state would have to carry the TPM's state
-// (its PCRs, its keys) with it, which swtpm 0.7 and QEMU's emulator backend do not restore.
+// machine with a TPM is restored like any other: QEMU's emulator backend carries the TPM's
+// state (its PCRs, its keys: swtpm's state blobs) in the saved memory and hands it to the
+// restored VM's own, new swtpm; the state's key names the swtpm binary.
 func WithTPM() Option { return func(c *Config) { c.TPM = true } }
 
 // WithSecureBoot boots the guest with Secure Boot on: the architecture's Secure Boot UEFI
@@ -197,7 +200,9 @@ func WithTPM() Option { return func(c *Config) { c.TPM = true } }
 // x86-64, under q35 with SMM; AAVMF's .ms vars on aarch64), so only a boot chain signed for
 // them starts: shim signed by Microsoft, then the distribution's signed GRUB and kernel. An
 // image without that chain stops in the firmware (the console says "Access Denied"). Such a
-// machine always boots for real: the boot chain is what it is for.
+// machine is restored like any other (WithFreshBoot boots it): the chain was checked by the
+// boot that built its saved state, which is keyed by the image, the firmware and its keys, so
+// a changed image boots (and is judged) again.
 func WithSecureBoot() Option { return func(c *Config) { c.SecureBoot = true } }
 
 // WithLog sends a machine's progress lines (the boot's stages, then what it logs while it

@@ -42,6 +42,10 @@ func TestOptionsAndSavedStateKeys(t *testing.T) {
 		"WithUserData":      WithUserData("timezone", "UTC"),
 		"WithNetworkConfig": WithNetworkConfig("version: 2\n"),
 		"WithNetOpen":       WithNetOpen(),
+		// The TPM's state travels in the saved memory, in swtpm's format; Secure Boot is
+		// other firmware (on aarch64 other variables only).
+		"WithTPM":        WithTPM(),
+		"WithSecureBoot": WithSecureBoot(),
 	} {
 		k := key(o)
 		assert.NotContains(t, seen, k, "%s must make its own saved state (same key as %s)", name, seen[k])

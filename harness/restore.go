@@ -48,8 +48,21 @@ func (l launch) stateInputs() (savedstate.Inputs, error) {
 	if bin, err := exec.LookPath(cfg.Arch.QEMUBinary); err == nil {
 		in.QEMU, _ = savedstate.Identify(bin)
 	}
-	if code, _, err := cfg.Arch.Firmware(); err == nil {
+	firmware := cfg.Arch.Firmware
+	if cfg.SecureBoot {
+		firmware, in.SecureBoot = cfg.Arch.SecureBootFirmware, true
+	}
+	if code, _, err := firmware(); err == nil {
 		in.Firmware, _ = savedstate.Identify(code)
+	}
+	if cfg.TPM {
+		bin, err := exec.LookPath("swtpm")
+		if err != nil {
+			return in, fmt.Errorf("swtpm not found: a VM with a TPM needs it (run scripts/host-setup.sh as root, or apt-get install swtpm)")
+		}
+		if in.TPM, err = savedstate.Identify(bin); err != nil {
+			return in, err
+		}
 	}
 	seed, err := json.Marshal(map[string]any{"write_files": cfg.WriteFiles, "bootcmd": cfg.BootCmd,
 		"runcmd": cfg.RunCmd, "extra": cfg.Extra, "network_config": cfg.NetworkConfig})

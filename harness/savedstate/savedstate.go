@@ -51,6 +51,10 @@ type Inputs struct {
 	QEMU       FileID            `json:"qemu"`     // the emulator binary: states do not cross versions
 	Firmware   FileID            `json:"firmware"` // UEFI code
 	Devices    string            `json:"devices"`  // the device set besides disk and NIC (hot-plug ports, ...)
+	// A TPM's emulator (swtpm): the state carries the TPM's own state, in its format.
+	TPM FileID `json:"tpm,omitzero"`
+	// Secure Boot firmware with Microsoft's keys (on aarch64 the code is the plain one's).
+	SecureBoot bool `json:"secure_boot,omitempty"`
 	Seed       map[string]string `json:"seed"`     // the suite's seed additions, rendered
 	HarnessFmt int               `json:"format"`
 }

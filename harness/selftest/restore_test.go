@@ -2,6 +2,9 @@ package selftest
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,6 +20,7 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
+	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
@@ -255,4 +259,57 @@ func privateSlots(t *testing.T) {
 		}
 	}
 	t.Setenv("VMTEST_CACHE", tmp)
+}
+
+// TestRestoredTPMsCarryTheStateAndAreIndependent restores two Trusted Launch VMs (a TPM and
+// Secure Boot: the trustedlaunch suite's configuration, so its saved state) from one saved
+// state: each TPM has the saved TPM's state (PCR 7, which the firmware extended at the boot
+// that built the state, the same non-zero value in both; a TPM restored without its state
+// answers nothing), and each is its own: extending PCR 16 in one changes that PCR there, to
+// the value the TPM 2.0 rule gives, and not in the other.
+func TestRestoredTPMsCarryTheStateAndAreIndependent(t *testing.T) {
+	a := harness.Boot(t, harness.WithTPM(), harness.WithSecureBoot())
+	b := harness.Boot(t, harness.WithTPM(), harness.WithSecureBoot())
+	ka, ok := a.Restored()
+	require.True(t, ok, "a VM with a TPM and Secure Boot is restored")
+	kb, _ := b.Restored()
+	require.Equal(t, ka, kb, "one configuration, one saved state")
+
+	pcr := func(m *harness.Machine, n int) string {
+		return strings.ToLower(m.MustRun(t, fmt.Sprintf("cat /sys/class/tpm/tpm0/pcr-sha256/%d", n)))
+	}
+	zeros := strings.Repeat("0", 64)
+	pcr7 := pcr(a, 7)
+	assert.NotEqual(t, zeros, pcr7, "PCR 7 of a restored TPM: measured at the boot that built the state")
+	assert.Equal(t, pcr7, pcr(b, 7), "both restored TPMs carry the saved TPM's PCR 7")
+	require.Equal(t, zeros, pcr(a, 16), "PCR 16 (debug) before the extend")
+	require.Equal(t, zeros, pcr(b, 16), "PCR 16 (debug) before the extend")
+
+	digest := sha256.Sum256([]byte("azl-vmtest"))
+	a.MustRun(t, "sudo sh -c "+qemu.ShellQuote(pcrExtendScript(16, digest[:])))
+	want := sha256.Sum256(append(make([]byte, 32), digest[:]...)) // PCR := H(PCR || digest)
+	assert.Equal(t, hex.EncodeToString(want[:]), pcr(a, 16), "PCR 16 after TPM2_PCR_Extend in this VM")
+	assert.Equal(t, zeros, pcr(b, 16), "PCR 16 of the other restored VM: its TPM is its own")
+}
+
+// pcrExtendScript sends TPM2_PCR_Extend(pcr, sha256 digest) to /dev/tpmrm0 with an empty
+// password session (no tpm2-tools in the guest) and fails unless the response code is 0.
+func pcrExtendScript(pcr int, digest []byte) string {
+	var body []byte
+	body = binary.BigEndian.AppendUint32(body, uint32(pcr))        // pcrHandle
+	body = binary.BigEndian.AppendUint32(body, 9)                  // authorizationSize
+	body = append(body, 0x40, 0x00, 0x00, 0x09, 0, 0, 0, 0, 0)     // TPM_RS_PW, empty nonce, no attributes, empty hmac
+	body = binary.BigEndian.AppendUint32(body, 1)                  // one digest
+	body = binary.BigEndian.AppendUint16(body, 0x000B)             // TPM_ALG_SHA256
+	body = append(body, digest...)                                 // the digest
+	cmd := binary.BigEndian.AppendUint16(nil, 0x8002)              // TPM_ST_SESSIONS
+	cmd = binary.BigEndian.AppendUint32(cmd, uint32(10+len(body))) // commandSize
+	cmd = binary.BigEndian.AppendUint32(cmd, 0x00000182)           // TPM_CC_PCR_Extend
+	cmd = append(cmd, body...)
+	var esc strings.Builder
+	for _, c := range cmd {
+		fmt.Fprintf(&esc, `\%03o`, c)
+	}
+	// The response's bytes 6-9 are its code: 0 is TPM_RC_SUCCESS.
+	return fmt.Sprintf(`exec 3<>/dev/tpmrm0 && printf '%s' >&3 && rc=$(head -c 10 <&3 | od -An -tx1 -j6 | tr -d ' \n') && [ "$rc" = 00000000 ] || { echo "TPM2_PCR_Extend: response code ${rc:-none}" >&2; exit 1; }`, esc.String())
 }

@@ -15,9 +15,11 @@ import (
 
 // Three VMs, each started only when a test asks for it: one restored from the saved state as
 // every suite's (no TPM, Secure Boot off: the firmware does not check), and the Trusted Launch
-// VM, booted for real with a TPM 2.0 and, where the profile promises Secure Boot
-// (secureboot.enabled), Secure Boot firmware with Microsoft's keys (secure); without it, the
-// plain firmware (bare). The restored VM's profile tells which before that boot.
+// VM, with a TPM 2.0 and, where the profile promises Secure Boot (secureboot.enabled), Secure
+// Boot firmware with Microsoft's keys (secure); without it, the plain firmware (bare). The
+// plain VM's profile tells which. The Trusted Launch VM is restored too, from a saved state of
+// its own configuration (built by one real boot under that firmware, with the TPM's state in
+// it): an image whose chain the firmware refuses fails that boot.
 var (
 	plain  = harness.NewShared()
 	secure = harness.NewShared(harness.WithTPM(), harness.WithSecureBoot())
