@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 )
 
 // TPM 2.0 wire constants (TPM 2.0 Library, Part 2).
@@ -51,7 +52,7 @@ func tpmRandom(n int) int {
 	var f *os.File
 	var err error
 	for _, dev := range []string{"/dev/tpmrm0", "/dev/tpm0"} {
-		if f, err = os.OpenFile(dev, os.O_RDWR, 0); err == nil {
+		if f, err = openBlocking(dev); err == nil {
 			break
 		}
 	}
@@ -77,4 +78,18 @@ func tpmRandom(n int) int {
 	}
 	fmt.Println(hex.EncodeToString(b))
 	return 0
+}
+
+// openBlocking opens a device for reading and writing in blocking mode. os.OpenFile would not:
+// Go puts a pollable descriptor (a TPM's is) in non-blocking mode for its poller, and the
+// kernel then runs a TPM command asynchronously: a read right after the write finds no
+// answer yet and returns 0 bytes, which Go reads as EOF (make test, a restored Trusted Launch
+// VM under load: "reading the TPM's answer: EOF"). Blocking, the write runs the command and
+// the read returns its answer.
+func openBlocking(path string) (*os.File, error) {
+	fd, err := syscall.Open(path, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }

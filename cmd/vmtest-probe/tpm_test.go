@@ -1,10 +1,14 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 func TestGetRandomWire(t *testing.T) {
@@ -19,4 +23,28 @@ func TestGetRandomWire(t *testing.T) {
 	assert.EqualError(t, err, "TPM response says 20 bytes, got 12")
 	_, err = parseGetRandom([]byte{0x80, 0x01})
 	assert.ErrorContains(t, err, "too short")
+}
+
+// The TPM device is opened blocking, where os.OpenFile makes a pollable descriptor
+// non-blocking (then the kernel answers a TPM command asynchronously and a read at once finds
+// nothing: EOF). A FIFO is pollable like a TPM device.
+func TestTPMDeviceOpenedBlocking(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	nonblocking := func(f *os.File) bool { // not f.Fd(): it makes the descriptor blocking
+		rc, err := f.SyscallConn()
+		require.NoError(t, err)
+		var fl int
+		require.NoError(t, rc.Control(func(fd uintptr) { fl, err = unix.FcntlInt(fd, unix.F_GETFL, 0) }))
+		require.NoError(t, err)
+		return fl&unix.O_NONBLOCK != 0
+	}
+	g, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	require.NoError(t, err)
+	defer g.Close()
+	require.True(t, nonblocking(g), "os.OpenFile makes a pollable descriptor non-blocking (what this guards against)")
+	f, err := openBlocking(fifo)
+	require.NoError(t, err)
+	defer f.Close()
+	assert.False(t, nonblocking(f), "the TPM device must be opened blocking")
 }
