@@ -380,7 +380,7 @@ func TestHelperHoldVM(t *testing.T) {
 			// The VM's QEMU (its overlay is in the "helper" private folder), not the KVM probe's,
 			// nor swtpm (its state is in the same folder: matched alone, its PID was reported
 			// as QEMU's).
-			if out, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "^qemu-system.*azl-vmtest-helper").Output(); err == nil {
+			if out, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-f", "qemu-system.*azl-vmtest-helper").Output(); err == nil {
 				if tpm, err := exec.Command("pgrep", "-P", strconv.Itoa(os.Getpid()), "-x", "swtpm").Output(); err == nil {
 					fmt.Printf("SWTPM_PID=%s\n", strings.Fields(string(tpm))[0])
 				}
