@@ -17,6 +17,7 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
+	"github.com/azl-vmtest/azl-vmtest/harness/tpm"
 )
 
 // A restored machine starts from a saved state: a guest booted once to ready with the same
@@ -56,9 +57,9 @@ func (l launch) stateInputs() (savedstate.Inputs, error) {
 		in.Firmware, _ = savedstate.Identify(code)
 	}
 	if cfg.TPM {
-		bin, err := exec.LookPath("swtpm")
+		bin, err := tpm.Binary()
 		if err != nil {
-			return in, fmt.Errorf("swtpm not found: a VM with a TPM needs it (run scripts/host-setup.sh as root, or apt-get install swtpm)")
+			return in, err
 		}
 		if in.TPM, err = savedstate.Identify(bin); err != nil {
 			return in, err

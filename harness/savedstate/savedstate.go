@@ -48,14 +48,12 @@ type Inputs struct {
 	MemoryMB   int               `json:"memory_mb"`
 	CPUs       int               `json:"cpus"`
 	NetOpen    bool              `json:"net_open"`
-	QEMU       FileID            `json:"qemu"`     // the emulator binary: states do not cross versions
-	Firmware   FileID            `json:"firmware"` // UEFI code
-	Devices    string            `json:"devices"`  // the device set besides disk and NIC (hot-plug ports, ...)
-	// A TPM's emulator (swtpm): the state carries the TPM's own state, in its format.
-	TPM FileID `json:"tpm,omitzero"`
-	// Secure Boot firmware with Microsoft's keys (on aarch64 the code is the plain one's).
-	SecureBoot bool `json:"secure_boot,omitempty"`
-	Seed       map[string]string `json:"seed"`     // the suite's seed additions, rendered
+	QEMU       FileID            `json:"qemu"`                  // the emulator binary: states do not cross versions
+	Firmware   FileID            `json:"firmware"`              // UEFI code
+	Devices    string            `json:"devices"`               // the device set besides disk and NIC (hot-plug ports, ...)
+	TPM        FileID            `json:"tpm,omitzero"`          // swtpm: the memory file holds the TPM's state in its format
+	SecureBoot bool              `json:"secure_boot,omitempty"` // Microsoft's keys (on aarch64 the firmware code is the plain one)
+	Seed       map[string]string `json:"seed"`                  // the suite's seed additions, rendered
 	HarnessFmt int               `json:"format"`
 }
 

@@ -27,13 +27,22 @@ type Emulator struct {
 	stderr bytes.Buffer
 }
 
+// Binary is the swtpm executable a VM's TPM runs, or an error naming the fix.
+func Binary() (string, error) {
+	bin, err := exec.LookPath("swtpm")
+	if err != nil {
+		return "", errors.New("swtpm not found: a VM with a TPM needs it (run scripts/host-setup.sh as root, or apt-get install swtpm)")
+	}
+	return bin, nil
+}
+
 // Start runs swtpm with its state in dir/tpm. The control socket is made and listened on
 // here and handed to swtpm as a file descriptor, so it exists before QEMU is started: nothing
 // waits for swtpm to create it.
 func Start(dir string) (*Emulator, error) {
-	bin, err := exec.LookPath("swtpm")
+	bin, err := Binary()
 	if err != nil {
-		return nil, errors.New("swtpm not found: a VM with a TPM needs it (run scripts/host-setup.sh as root, or apt-get install swtpm)")
+		return nil, err
 	}
 	state := filepath.Join(dir, "tpm")
 	if err := os.MkdirAll(state, 0o700); err != nil {
