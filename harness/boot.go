@@ -30,6 +30,7 @@ func Boot(t testing.TB, opts ...Option) *Machine {
 	m, err := start(ctx, cfg, t.Name(), t.Logf)
 	err = explainDeadline(ctx, err)
 	if m != nil {
+		m.owner = t
 		// Cleanups run last-in first-out: checks, then artifacts, then stop.
 		t.Cleanup(m.Close)
 		t.Cleanup(func() {

@@ -23,7 +23,8 @@ const (
 // AttachDisk creates an empty qcow2 data disk of sizeMB in the VM's private folder and
 // hot-plugs it through QMP (blockdev-add + device_add) on bus (BusVirtio or BusNVMe). The disk's
 // serial is id, so the guest finds it by serial (lsblk -o SERIAL). The test's cleanup detaches it
-// if the test did not (a failed assertion must not leak a hot-plug slot into later tests).
+// if the test did not (a failed assertion must not leak a hot-plug slot into later tests), except
+// from the test's own machine (see unplugsAtCleanup).
 func (m *Machine) AttachDisk(t testing.TB, id, bus string, sizeMB int) {
 	m.Require(t, PowerQMP)
 	t.Helper()
@@ -33,11 +34,18 @@ func (m *Machine) AttachDisk(t testing.TB, id, bus string, sizeMB int) {
 		t.Fatalf("attaching disk %s (%s): %v", id, bus, err)
 	}
 	t.Cleanup(func() {
-		if m.attached(id) && m.Dead() == nil {
+		if m.unplugsAtCleanup(t) && m.attached(id) && m.Dead() == nil {
 			m.DetachDisk(t, id)
 		}
 	})
 }
+
+// unplugsAtCleanup reports whether t's end must unplug the disks t attached: not from the
+// machine Boot started for t itself, which is stopped right after. Its artifacts then show the
+// guest as the test left it (an unplug under a mounted filesystem fills the console and the
+// journal with I/O errors), and a wedged guest does not hold them back for the unplug's two
+// minutes. A shared machine, or a test's machine used by its subtest, still gets its slots back.
+func (m *Machine) unplugsAtCleanup(t testing.TB) bool { return m.owner != t }
 
 // attached reports whether the disk id is still hot-plugged.
 func (m *Machine) attached(id string) bool {

@@ -48,6 +48,7 @@ type Machine struct {
 	userData      []byte
 	started       time.Time
 	logf          func(string, ...any)
+	owner         testing.TB // the test Boot started it for (nil: a shared or spawned machine)
 
 	// Stages are the boot's measured stage times (from QEMU start).
 	Stages BootStages
