@@ -29,9 +29,10 @@ func TestAuditWatchRuleRecordsEvent(t *testing.T) {
 	m.MustRun(t, "touch "+path)
 	m.MustRun(t, fmt.Sprintf("sudo auditctl -w %s -p wa -k %s", path, key))
 	m.MustRun(t, fmt.Sprintf("echo azl-vmtest >> %s && chmod 0600 %s", path, path))
-	// auditd writes asynchronously: look for up to 15 s, in one sudo (a sudo per look cost a
-	// guest without the event about 25 CPU-seconds under TCG). --input-logs: without a terminal
-	// on stdin ausearch reads stdin instead of the logs.
+	// auditd writes asynchronously: look for up to 15 s, in one sudo (under TCG a sudo for each
+	// of 60 looks cost a guest without the event 22 CPU-seconds more than a healthy guest's
+	// test, one sudo and 30 looks 5). --input-logs: without a terminal on stdin ausearch reads
+	// stdin instead of the logs.
 	out, code := m.Output(t, fmt.Sprintf("sudo sh -c 'for i in $(seq 30); do ausearch --input-logs -k %s -i 2>/dev/null | grep -F %s && exit 0; sleep 0.5; done; ausearch --input-logs -k %s -i 2>&1; exit 1'", key, path, key))
 	require.NoError(t, AuditEvent(key, path, code, out))
 }
