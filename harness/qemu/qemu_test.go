@@ -32,7 +32,7 @@ func argv(t *testing.T, archName, accel string) string {
 
 func TestArgvPerArchitecture(t *testing.T) {
 	x := argv(t, "x86_64", AccelTCG)
-	for _, want := range []string{"-machine q35", "-accel tcg,thread=multi", "-cpu max", "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/",
+	for _, want := range []string{"-machine q35", fmt.Sprintf("-accel tcg,thread=multi,tb-size=%d -cpu max", TCGCodeBufferMB), "if=pflash,format=raw,unit=0,readonly=on,file=/usr/share/OVMF/",
 		"file=/d/vars.fd", "file=/d/overlay.qcow2", "hostfwd=tcp:127.0.0.1:2222-:22", "hostfwd=tcp:127.0.0.1:3333-:8080",
 		"restrict=on", "id=cidata,format=raw,file=/s.iso,readonly=on", "-qmp unix:/d/qmp.sock,server=on,wait=off", "-serial chardev:console", "-nodefaults"} {
 		assert.Contains(t, x, want)

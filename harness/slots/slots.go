@@ -41,7 +41,8 @@ type Budget struct {
 // half idle while packages queued for a slot. Three per core (make test, 2026-12-02) kept
 // 7.8 threads waiting for the two cores on average instead of 4.7, for no more work done (the
 // run is CPU-bound): a restored VM then took a minute to load and starved past its bound.
-// Memory bounds it too: under TCG a VM takes its guest's memory and a 1 GiB code cache.
+// Memory bounds it too: under TCG a VM takes its guest's memory and its code cache
+// (qemu.TCGCodeBufferMB).
 const VMsPerCore = 2
 
 // HostBudget is VMTEST_MAX_VMS (default: VMsPerCore per CPU core) VMs and MemTotal less
