@@ -387,7 +387,8 @@ func (i *Instance) Pid() int { return i.cmd.Process.Pid }
 // login prompt with 1 GiB; 5.3 s, 1.6 s and 72 with 256 MiB (128 MiB: 3.2 s, 0.7 s, 72; 64 MiB
 // retranslates too often: 88). A real boot to ready took 85 CPU-seconds with 1 GiB, 78 with
 // 256 MiB; the package suite, which reruns dnf and apt and so reuses translations most, 261
-// and 268 against 264 and 278 (within the host's noise). Under KVM there is no such cache.
+// and 268 with 1 GiB, 264 and 278 with 256 MiB (within the host's noise). Under KVM there is
+// no such cache.
 const TCGCodeBufferMB = 256
 
 // processOverheadMB is QEMU's own memory besides the guest's and the code cache.
