@@ -139,8 +139,13 @@ const MaxNamed = 15
 // skipTrees are folders under the scanned roots that hold no userland programs.
 var skipTrees = []string{"/usr/lib/modules", "/usr/lib/firmware", "/usr/lib/debug", "/usr/lib/.build-id"}
 
-// Scan walks roots (missing ones are skipped), inspects every regular file once (symbolic links
-// are not followed; hard links are read once), and reports each property's share.
+// Scan walks roots (missing ones are skipped), inspects every program once (symbolic links are
+// not followed; hard links are read once), and reports each property's share. A program is a
+// regular file that can be run (an execute bit) or loaded as a library (".so" in its name, as
+// the loader, dlopen's plugins, PAM, NSS and Python's extension modules name them): most files
+// under /usr/lib are neither (Python, Perl, data), and opening each of them to read its first
+// bytes was most of a cold scan's time under TCG (aarch64, caches dropped: 46-52 s, 22-28 s
+// without them; the report unchanged).
 func Scan(roots ...string) Report {
 	r := Report{Properties: map[string]Share{}}
 	missing := map[string][]string{}
@@ -163,6 +168,9 @@ func Scan(roots ...string) Report {
 			}
 			info, err := d.Info()
 			if err != nil || info.Size() < 64 {
+				return nil
+			}
+			if info.Mode()&0o111 == 0 && !strings.Contains(d.Name(), ".so") {
 				return nil
 			}
 			if st, ok := info.Sys().(*syscall.Stat_t); ok {

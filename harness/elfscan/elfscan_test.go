@@ -51,10 +51,21 @@ func TestUnitInspect(t *testing.T) {
 	_, err = Inspect(script)
 	assert.ErrorIs(t, err, ErrNotProgram)
 
-	// Scan: the hard link is read once, the symbolic link and the script not at all.
+	// Scan: the hard link is read once, the symbolic link and the script not at all; a copy
+	// that cannot be run and is not named as a library is no program, a copy named as one is.
 	require.NoError(t, os.Link(pie, filepath.Join(dir, "pie-hardlink")))
 	require.NoError(t, os.Symlink(exe, filepath.Join(dir, "exe-symlink")))
+	b, err := os.ReadFile(exe)
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "exe-data"), b, 0o644))
 	r := Scan(dir, filepath.Join(dir, "missing"))
+	assert.Equal(t, 2, r.Executables)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "libexe.so.1"), b, 0o644))
+	r = Scan(dir)
+	assert.Equal(t, 3, r.Executables, "a file named as a library is read whatever its mode")
+	assert.Equal(t, Share{Total: 3, Have: 1, Missing: []string{exe, filepath.Join(dir, "libexe.so.1")}}, r.Properties[PIE])
+	require.NoError(t, os.Remove(filepath.Join(dir, "libexe.so.1")))
+	r = Scan(dir)
 	assert.Equal(t, 2, r.Executables)
 	assert.Equal(t, 0, r.SharedObjects)
 	assert.Equal(t, Share{Total: 2, Have: 1, Missing: []string{exe}}, r.Properties[PIE])

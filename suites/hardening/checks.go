@@ -32,7 +32,7 @@ var Checks = check.Table{
 	check.New("hardening.aslr", check.Probe{Name: "aslr", Cmd: `for i in 1 2; do echo run=$i; grep -E '\[stack\]|/libc[.-]' /proc/self/maps; done`},
 		"ASLR by behaviour: two runs of one program map the stack and the C library at different addresses (or, promised off, at the same)", ASLR),
 	check.New("hardening.elf_min_percent", check.Probe{Name: "elf-hardening", Cmd: check.Helper + " elf-hardening /usr/bin /usr/sbin /usr/lib /usr/lib64 /usr/libexec"},
-		"the share of executables and shared objects under /usr with PIE, full RELRO, a non-executable stack, the stack protector and FORTIFY is at least the profile's (read with debug/elf by the harness's helper)", ELFHardening),
+		"the share of executables and shared objects under /usr (files with an execute bit, or with `.so` in their name) with PIE, full RELRO, a non-executable stack, the stack protector and FORTIFY is at least the profile's (read with debug/elf by the harness's helper)", ELFHardening),
 	check.New("hardening.max_packages", packages,
 		"at most the profile's number of packages installed (a minimal image)", MaxPackages),
 	check.New("hardening.forbidden_packages", packages,
