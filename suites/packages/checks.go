@@ -10,9 +10,10 @@ import (
 
 // probeConfig prints the RPM manager's effective main configuration: dnf5's own dump, dnf 4's
 // (its Python API: config-manager --dump needs dnf-plugins-core), or tdnf's file (tdnf has no
-// dump).
+// dump). Whether dnf 4 is there is asked of Python's importer without importing it: importing
+// dnf costs seconds of Python under TCG, and the dump imports it anyway.
 var probeConfig = check.Probe{Name: "dnf-config", Cmd: `if command -v dnf5 >/dev/null; then dnf5 --dump-main-config
-elif python3 -c 'import dnf' 2>/dev/null; then python3 -c 'import dnf; c = dnf.Base().conf; c.read(); print(c.dump())'
+elif python3 -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("dnf") is None)' 2>/dev/null; then python3 -c 'import dnf; c = dnf.Base().conf; c.read(); print(c.dump())'
 elif [ -f /etc/tdnf/tdnf.conf ]; then cat /etc/tdnf/tdnf.conf
 else echo '(no RPM package manager: no dnf5, dnf or tdnf)'; fi`}
 
