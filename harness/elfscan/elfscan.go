@@ -144,8 +144,8 @@ var skipTrees = []string{"/usr/lib/modules", "/usr/lib/firmware", "/usr/lib/debu
 // regular file that can be run (an execute bit) or loaded as a library (".so" in its name, as
 // the loader, dlopen's plugins, PAM, NSS and Python's extension modules name them): most files
 // under /usr/lib are neither (Python, Perl, data), and opening each of them to read its first
-// bytes was most of a cold scan's time under TCG (aarch64, caches dropped: 46-52 s, 22-28 s
-// without them; the report unchanged).
+// bytes was most of a cold scan's time under TCG (the aarch64 stand-in, caches dropped: 46-52 s
+// opening every file, 22-28 s opening programs only; the report the same).
 func Scan(roots ...string) Report {
 	r := Report{Properties: map[string]Share{}}
 	missing := map[string][]string{}
