@@ -9,6 +9,7 @@
 //	vmtest-probe elf-hardening DIR...         JSON: each ELF hardening property's share under DIRs
 //	vmtest-probe abi SONAME...                "[soname]", then "symbol@VERSION" for each export
 //	vmtest-probe tpm-random N                 N random bytes from the TPM (TPM2_GetRandom), in hex
+//	vmtest-probe tpm-pcr-extend PCR DIGEST    extend PCR with a SHA-256 DIGEST in hex (TPM2_PCR_Extend)
 package main
 
 import (
@@ -51,6 +52,12 @@ func main() {
 			usage()
 		}
 		os.Exit(tpmRandom(n))
+	case "tpm-pcr-extend":
+		pcr, err := strconv.Atoi(os.Args[2])
+		if len(os.Args) != 4 || err != nil || pcr < 0 || pcr > 23 {
+			usage()
+		}
+		os.Exit(tpmPCRExtend(pcr, os.Args[3]))
 	default:
 		usage()
 	}
@@ -149,6 +156,6 @@ func abi(sonames []string) int {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT | elf-hardening DIR... | abi SONAME... | tpm-random N")
+	fmt.Fprintln(os.Stderr, "usage: vmtest-probe listen PORT TOKEN [SECONDS] | connect HOST:PORT [SECONDS] | bridge HOST:PORT | elf-hardening DIR... | abi SONAME... | tpm-random N | tpm-pcr-extend PCR DIGEST")
 	os.Exit(2)
 }

@@ -25,6 +25,27 @@ func TestGetRandomWire(t *testing.T) {
 	assert.ErrorContains(t, err, "too short")
 }
 
+// TPM2_PCR_Extend as TPM 2.0 Part 3 lays it out: header, PCR handle, one password session
+// with the empty password, a TPML_DIGEST_VALUES of one SHA-256 digest.
+func TestPCRExtendWire(t *testing.T) {
+	var d [32]byte
+	for i := range d {
+		d[i] = byte(i)
+	}
+	want := []byte{
+		0x80, 0x02, 0, 0, 0, 65, 0, 0, 0x01, 0x82, // TPM_ST_SESSIONS, 65 bytes, TPM_CC_PCR_Extend
+		0, 0, 0, 16, // PCR 16
+		0, 0, 0, 9, 0x40, 0, 0, 0x09, 0, 0, 0, 0, 0, // 9 bytes of authorization: TPM_RS_PW, empty nonce, no attributes, empty password
+		0, 0, 0, 1, 0, 0x0B, // one digest, TPM_ALG_SHA256
+	}
+	want = append(want, d[:]...)
+	assert.Equal(t, want, pcrExtendCommand(16, d))
+	// The answer to a PCR_Extend: sessions, 19 bytes, success, parameterSize 0 and an empty
+	// session's nonce, attributes and hmac (nothing the probe reads but the code).
+	assert.NoError(t, responseCode("TPM2_PCR_Extend", []byte{0x80, 0x02, 0, 0, 0, 19, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}))
+	assert.EqualError(t, responseCode("TPM2_PCR_Extend", []byte{0x80, 0x01, 0, 0, 0, 10, 0, 0, 0x09, 0x07}), "TPM2_PCR_Extend failed: response code 0x907")
+}
+
 // The TPM device is opened blocking, where os.OpenFile makes a pollable descriptor
 // non-blocking (then the kernel answers a TPM command asynchronously and a read at once finds
 // nothing: EOF). A FIFO is pollable like a TPM device.

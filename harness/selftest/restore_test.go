@@ -3,7 +3,6 @@ package selftest
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/cache"
-	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
@@ -286,30 +284,8 @@ func TestRestoredTPMsCarryTheStateAndAreIndependent(t *testing.T) {
 	require.Equal(t, zeros, pcr(b, 16), "PCR 16 (debug) before the extend")
 
 	digest := sha256.Sum256([]byte("azl-vmtest"))
-	a.MustRun(t, "sudo sh -c "+qemu.ShellQuote(pcrExtendScript(16, digest[:])))
+	a.MustRun(t, "sudo "+a.InstallProbe(t)+" tpm-pcr-extend 16 "+hex.EncodeToString(digest[:]))
 	want := sha256.Sum256(append(make([]byte, 32), digest[:]...)) // PCR := H(PCR || digest)
 	assert.Equal(t, hex.EncodeToString(want[:]), pcr(a, 16), "PCR 16 after TPM2_PCR_Extend in this VM")
 	assert.Equal(t, zeros, pcr(b, 16), "PCR 16 of the other restored VM: its TPM is its own")
-}
-
-// pcrExtendScript sends TPM2_PCR_Extend(pcr, sha256 digest) to /dev/tpmrm0 with an empty
-// password session (no tpm2-tools in the guest) and fails unless the response code is 0.
-func pcrExtendScript(pcr int, digest []byte) string {
-	var body []byte
-	body = binary.BigEndian.AppendUint32(body, uint32(pcr))        // pcrHandle
-	body = binary.BigEndian.AppendUint32(body, 9)                  // authorizationSize
-	body = append(body, 0x40, 0x00, 0x00, 0x09, 0, 0, 0, 0, 0)     // TPM_RS_PW, empty nonce, no attributes, empty hmac
-	body = binary.BigEndian.AppendUint32(body, 1)                  // one digest
-	body = binary.BigEndian.AppendUint16(body, 0x000B)             // TPM_ALG_SHA256
-	body = append(body, digest...)                                 // the digest
-	cmd := binary.BigEndian.AppendUint16(nil, 0x8002)              // TPM_ST_SESSIONS
-	cmd = binary.BigEndian.AppendUint32(cmd, uint32(10+len(body))) // commandSize
-	cmd = binary.BigEndian.AppendUint32(cmd, 0x00000182)           // TPM_CC_PCR_Extend
-	cmd = append(cmd, body...)
-	var esc strings.Builder
-	for _, c := range cmd {
-		fmt.Fprintf(&esc, `\%03o`, c)
-	}
-	// The response's bytes 6-9 are its code: 0 is TPM_RC_SUCCESS.
-	return fmt.Sprintf(`exec 3<>/dev/tpmrm0 && printf '%s' >&3 && rc=$(head -c 10 <&3 | od -An -tx1 -j6 | tr -d ' \n') && [ "$rc" = 00000000 ] || { echo "TPM2_PCR_Extend: response code ${rc:-none}" >&2; exit 1; }`, esc.String())
 }
