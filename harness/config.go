@@ -226,7 +226,7 @@ func WithForeignUserData(ud []byte) Option {
 // ConfigFromEnv reads VMTEST_* (see README).
 func ConfigFromEnv() (Config, error) {
 	setup()
-	c := Config{Accel: "auto", MemoryMB: 2048, Keep: KeepFailed, User: "azlvmtest", Restore: true}
+	c := Config{Accel: "auto", MemoryMB: DefaultMemoryMB, Keep: KeepFailed, User: "azlvmtest", Restore: true}
 	var err error
 	if c.Target, err = targetFromEnv(); err != nil {
 		return c, err
@@ -319,9 +319,17 @@ func ConfigFromEnv() (Config, error) {
 }
 
 // Bounds on a guest's size: below MinMemoryMB no distribution boots (it would only time out).
+//
+// DefaultMemoryMB is the guest memory a VM gets unless VMTEST_MEM or WithMemory says otherwise.
+// A ready stand-in uses about 310 MiB (plus 130 of page cache), and Azure offers Azure Linux
+// on sizes with 0.5 GiB and up, so 1 GiB leaves room for every suite. More costs every
+// restore: QEMU 7.2 reads each page of guest memory that the saved state marks as zero, and
+// each read gives QEMU a host page of its own, so a restored VM held 2.3 GB of host memory at
+// 2 GiB and took 2.8 s to load (1.2 GB and 0.7 s at 1 GiB; docs/performance.md).
 const (
-	MinMemoryMB = 512
-	MaxCPUs     = 64
+	MinMemoryMB     = 512
+	DefaultMemoryMB = 1024
+	MaxCPUs         = 64
 )
 
 // envInt reads an integer variable within [min, max]; what says what it is, for the message.

@@ -60,12 +60,12 @@ func TestRestoredVMsAreIndependent(t *testing.T) {
 // harness/savedstate.) The 1536 MiB state is this test's own, so no other test's state is
 // touched.
 func TestSavedStateKeyAndIntegrity(t *testing.T) {
-	small := harness.WithMemory(1536)
+	other := harness.WithMemory(1536)
 	root, err := savedstate.Root()
 	require.NoError(t, err)
 	kd, err := harness.StateKey(t.Context())
 	require.NoError(t, err)
-	key, err := harness.StateKey(t.Context(), small)
+	key, err := harness.StateKey(t.Context(), other)
 	require.NoError(t, err)
 	require.NotEqual(t, kd, key, "another memory size must make another saved state")
 	plantDamagedState(t, root, key)
@@ -79,7 +79,7 @@ func TestSavedStateKeyAndIntegrity(t *testing.T) {
 		fmt.Fprintf(&log, f+"\n", a...)
 		mu.Unlock()
 		t.Logf(f, a...)
-	}, small, harness.WithFreshBoot())
+	}, other, harness.WithFreshBoot())
 	require.NoError(t, err)
 	defer donor.Close()
 	_, restored := donor.Restored()
@@ -93,7 +93,7 @@ func TestSavedStateKeyAndIntegrity(t *testing.T) {
 	require.NoError(t, err, "the fresh boot saved its state on the way, replacing the damaged one")
 	donor.MustRun(t, "echo donor | sudo tee /var/tmp/vmtest-donor >/dev/null && sync")
 
-	m := harness.Boot(t, small)
+	m := harness.Boot(t, other)
 	k, ok := m.Restored()
 	require.True(t, ok)
 	assert.Equal(t, key, k)
@@ -146,17 +146,17 @@ func plantDamagedState(t *testing.T, root, key string) {
 // the state is gone; the VMs of other packages running beside it neither delay it nor see it.
 // It uses TestSavedStateKeyAndIntegrity's 1536 MiB state, so no other test's is touched.
 func TestStateGoneDuringTheSlotWait(t *testing.T) {
-	small := harness.WithMemory(1536)
+	other := harness.WithMemory(1536)
 	root, err := savedstate.Root()
 	require.NoError(t, err)
-	key, err := harness.StateKey(t.Context(), small)
+	key, err := harness.StateKey(t.Context(), other)
 	require.NoError(t, err)
 	if _, err := savedstate.Open(root, key); err != nil {
 		t.Logf("building the 1536 MiB state first: %v", err)
-		harness.Boot(t, small).Close()
+		harness.Boot(t, other).Close()
 	}
 	privateSlots(t)
-	again, err := harness.StateKey(t.Context(), small)
+	again, err := harness.StateKey(t.Context(), other)
 	require.NoError(t, err)
 	require.Equal(t, key, again, "the private slots folder must not change the state")
 	root, err = savedstate.Root()
