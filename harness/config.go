@@ -321,8 +321,8 @@ func ConfigFromEnv() (Config, error) {
 // Bounds on a guest's size: below MinMemoryMB no distribution boots (it would only time out).
 //
 // DefaultMemoryMB is the guest memory a VM gets unless VMTEST_MEM or WithMemory says otherwise.
-// A ready stand-in uses about 310 MiB (plus 130 of page cache), and Azure offers Azure Linux
-// on sizes with 0.5 GiB and up, so 1 GiB leaves room for every suite. More costs every
+// A ready stand-in uses about 310 MiB (plus 130 of page cache), and the suites that need the
+// most (packages, hardening) pass at 1 GiB on both architectures. More costs every
 // restore: QEMU 7.2 reads each page of guest memory that the saved state marks as zero, and
 // each read gives QEMU a host page of its own, so a restored VM held 2.3 GB of host memory at
 // 2 GiB and took 2.8 s to load (1.2 GB and 0.7 s at 1 GiB; docs/performance.md).
