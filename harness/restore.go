@@ -381,6 +381,7 @@ func (m *Machine) resumeRestored(bctx context.Context, st *savedstate.State) err
 		return err
 	}
 	m.Stages.SSH = time.Since(m.started)
+	m.stage("SSH handshake with the pinned host key", m.Stages.SSH)
 	if err := m.refresh(bctx); err != nil {
 		return err
 	}
