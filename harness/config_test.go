@@ -35,7 +35,7 @@ func TestOptionsAndSavedStateKeys(t *testing.T) {
 	seen := map[string]string{base: "no option"}
 	for name, o := range map[string]Option{
 		"WithCPUs":          WithCPUs(3),
-		"WithMemory":        WithMemory(1536),
+		"WithMemory":        WithMemory(DefaultMemoryMB + 512), // any size but the default
 		"WithWriteFiles":    WithWriteFiles(cloudinit.File{Path: "/etc/x", Content: "y"}),
 		"WithRunCmd":        WithRunCmd("touch /x"),
 		"WithBootCmd":       WithBootCmd("touch /y"),
