@@ -25,8 +25,11 @@ type BootStages struct {
 	Kernel     time.Duration // kernel started
 	SSHDActive time.Duration // the guest's sshd unit became active
 	SSH        time.Duration // first successful SSH handshake with the pinned key
-	CloudInit  time.Duration // cloud-init's last stage finished (its record), or `cloud-init status --wait` returned
-	Ready      time.Duration // systemctl is-system-running --wait returned
+	// FirstCommand: a restored machine's first command answered (the refresh's read of the
+	// guest's uptime, as the user over the kept connection), before the refresh's root step.
+	FirstCommand time.Duration
+	CloudInit    time.Duration // cloud-init's last stage finished (its record), or `cloud-init status --wait` returned
+	Ready        time.Duration // systemctl is-system-running --wait returned
 	// ReadinessGap is SSH - SSHDActive: how late the harness noticed sshd.
 	ReadinessGap time.Duration
 	// RoundTrip is one trivial command's round trip on the kept connection.
@@ -36,7 +39,8 @@ type BootStages struct {
 // Marks are the stages in order, for the timeline picture (timeline.SVG).
 func (b BootStages) Marks() []timeline.Mark {
 	if b.Restore > 0 {
-		return []timeline.Mark{{Name: "QEMU up", At: b.QEMU}, {Name: "state restored", At: b.Restore}, {Name: "SSH", At: b.SSH}, {Name: "ready", At: b.Ready}}
+		return []timeline.Mark{{Name: "QEMU up", At: b.QEMU}, {Name: "state restored", At: b.Restore}, {Name: "SSH", At: b.SSH},
+			{Name: "first command", At: b.FirstCommand}, {Name: "ready", At: b.Ready}}
 	}
 	return []timeline.Mark{{Name: "QEMU up", At: b.QEMU}, {Name: "firmware", At: b.Firmware}, {Name: "kernel", At: b.Kernel},
 		{Name: "sshd active", At: b.SSHDActive}, {Name: "SSH", At: b.SSH}, {Name: "cloud-init", At: b.CloudInit}, {Name: "ready", At: b.Ready}}
@@ -44,7 +48,8 @@ func (b BootStages) Marks() []timeline.Mark {
 
 func (b BootStages) String() string {
 	if b.Restore > 0 {
-		return fmt.Sprintf("qemu %.1fs, restored %.1fs, ssh %.1fs, ready %.1fs", b.QEMU.Seconds(), b.Restore.Seconds(), b.SSH.Seconds(), b.Ready.Seconds())
+		return fmt.Sprintf("qemu %.1fs, restored %.1fs, ssh %.1fs, first command %.1fs, ready %.1fs",
+			b.QEMU.Seconds(), b.Restore.Seconds(), b.SSH.Seconds(), b.FirstCommand.Seconds(), b.Ready.Seconds())
 	}
 	return fmt.Sprintf("qemu %.1fs, firmware %.1fs, kernel %.1fs, sshd active %.1fs, ssh %.1fs (gap %.2fs), cloud-init %.1fs, ready %.1fs, round trip %.0fms",
 		b.QEMU.Seconds(), b.Firmware.Seconds(), b.Kernel.Seconds(), b.SSHDActive.Seconds(), b.SSH.Seconds(),

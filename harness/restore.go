@@ -411,6 +411,10 @@ func (m *Machine) refresh(ctx context.Context) error {
 		return fmt.Errorf("refreshing the restored guest: %w", err)
 	}
 	t1 := time.Now()
+	if m.Stages.Restore > 0 && m.Stages.FirstCommand == 0 {
+		m.Stages.FirstCommand = t1.Sub(m.started)
+		m.stage("first command answered", m.Stages.FirstCommand)
+	}
 	f := strings.Fields(string(up.Stdout))
 	if len(f) == 0 {
 		return fmt.Errorf("refreshing the restored guest: /proc/uptime said %q", up.Stdout)
