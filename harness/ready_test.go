@@ -119,11 +119,12 @@ func TestRestoredStagesNameTheFirstCommand(t *testing.T) {
 	b := BootStages{QEMU: 100 * time.Millisecond, Restore: 600 * time.Millisecond, SSH: 1800 * time.Millisecond,
 		FirstCommand: 2600 * time.Millisecond, Ready: 3300 * time.Millisecond}
 	assert.Equal(t, "qemu 0.1s, restored 0.6s, ssh 1.8s, first command 2.6s, ready 3.3s", b.String())
+	marks := b.Marks()
 	var names []string
-	for i, mk := range b.Marks() {
+	for i, mk := range marks {
 		names = append(names, mk.Name)
 		if i > 0 {
-			assert.GreaterOrEqual(t, mk.At, b.Marks()[i-1].At, "marks in order")
+			assert.GreaterOrEqual(t, mk.At, marks[i-1].At, "marks in order")
 		}
 	}
 	assert.Equal(t, []string{"QEMU up", "state restored", "SSH", "first command", "ready"}, names)

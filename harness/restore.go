@@ -411,7 +411,7 @@ func (m *Machine) refresh(ctx context.Context) error {
 		return fmt.Errorf("refreshing the restored guest: %w", err)
 	}
 	t1 := time.Now()
-	if m.Stages.Restore > 0 && m.Stages.FirstCommand == 0 {
+	if m.Stages.Restore > 0 { // a restore, not the boot that saved the state
 		m.Stages.FirstCommand = t1.Sub(m.started)
 		m.stage("first command answered", m.Stages.FirstCommand)
 	}
