@@ -25,12 +25,16 @@ type BootStages struct {
 	Kernel     time.Duration // kernel started
 	SSHDActive time.Duration // the guest's sshd unit became active
 	SSH        time.Duration // first successful SSH handshake with the pinned key
+	// SSHAttempt and Banner: when the connection of the first login was opened, and when sshd's
+	// banner came on it. With SSHDActive they split the readiness gap (GapParts).
+	SSHAttempt time.Duration
+	Banner     time.Duration
 	// FirstCommand: a restored machine's first command answered (the refresh's read of the
 	// guest's uptime, as the user over the kept connection), before the refresh's root step.
 	FirstCommand time.Duration
 	CloudInit    time.Duration // cloud-init's last stage finished (its record), or `cloud-init status --wait` returned
 	Ready        time.Duration // systemctl is-system-running --wait returned
-	// ReadinessGap is SSH - SSHDActive: how late the harness noticed sshd.
+	// ReadinessGap is SSH - SSHDActive: from sshd active to the first login (GapParts splits it).
 	ReadinessGap time.Duration
 	// RoundTrip is one trivial command's round trip on the kept connection.
 	RoundTrip time.Duration
@@ -48,12 +52,34 @@ func (b BootStages) Marks() []timeline.Mark {
 
 func (b BootStages) String() string {
 	if b.Restore > 0 {
-		return fmt.Sprintf("qemu %.1fs, restored %.1fs, ssh %.1fs, first command %.1fs, ready %.1fs",
-			b.QEMU.Seconds(), b.Restore.Seconds(), b.SSH.Seconds(), b.FirstCommand.Seconds(), b.Ready.Seconds())
+		return fmt.Sprintf("qemu %.1fs, restored %.1fs, banner %.1fs, ssh %.1fs, first command %.1fs, ready %.1fs",
+			b.QEMU.Seconds(), b.Restore.Seconds(), b.Banner.Seconds(), b.SSH.Seconds(), b.FirstCommand.Seconds(), b.Ready.Seconds())
 	}
-	return fmt.Sprintf("qemu %.1fs, firmware %.1fs, kernel %.1fs, sshd active %.1fs, ssh %.1fs (gap %.2fs), cloud-init %.1fs, ready %.1fs, round trip %.0fms",
+	return fmt.Sprintf("qemu %.1fs, firmware %.1fs, kernel %.1fs, sshd active %.1fs, ssh %.1fs (gap %.2fs%s), cloud-init %.1fs, ready %.1fs, round trip %.0fms",
 		b.QEMU.Seconds(), b.Firmware.Seconds(), b.Kernel.Seconds(), b.SSHDActive.Seconds(), b.SSH.Seconds(),
-		b.ReadinessGap.Seconds(), b.CloudInit.Seconds(), b.Ready.Seconds(), float64(b.RoundTrip.Microseconds())/1000)
+		b.ReadinessGap.Seconds(), b.gapText(), b.CloudInit.Seconds(), b.Ready.Seconds(), float64(b.RoundTrip.Microseconds())/1000)
+}
+
+// GapParts splits the readiness gap (sshd active to the first login) into what the harness and
+// what the guest spent: notice, from sshd active until the harness opened the connection that
+// logged in (0 when it was already open, held by user-net until sshd listened); answer, from then
+// until sshd's banner came (the guest accepting it and starting sshd's child for it); handshake,
+// from the banner to the login (key exchange, authentication). They add up to ReadinessGap. ok
+// is false when a stage is unknown.
+func (b BootStages) GapParts() (notice, answer, handshake time.Duration, ok bool) {
+	if b.SSHDActive == 0 || b.Banner == 0 || b.SSH == 0 {
+		return 0, 0, 0, false
+	}
+	from := max(b.SSHAttempt, b.SSHDActive)
+	return from - b.SSHDActive, b.Banner - from, b.SSH - b.Banner, true
+}
+
+func (b BootStages) gapText() string {
+	notice, answer, handshake, ok := b.GapParts()
+	if !ok {
+		return ""
+	}
+	return fmt.Sprintf(": connection opened %.2fs, banner %.2fs, handshake %.2fs", notice.Seconds(), answer.Seconds(), handshake.Seconds())
 }
 
 var debugSSH = os.Getenv("VMTEST_DEBUG_SSH") != ""
@@ -131,9 +157,10 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 	gctx, cancel := m.guard(ctx)
 	defer cancel()
 	type result struct {
-		c          *ssh.Client
-		err        error
-		superseded bool // closed because another attempt heard sshd first
+		c                *ssh.Client
+		err              error
+		superseded       bool          // closed because another attempt heard sshd first
+		opened, answered time.Duration // the attempt's start, and its banner (0 if none came)
 	}
 	results := make(chan result)
 	inflight := 0
@@ -154,11 +181,14 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 		mu.Lock()
 		cancels[id] = acancel
 		mu.Unlock()
+		opened := lastStart.Sub(m.started)
 		go func() {
 			cfg := m.sshCfg
 			cfg.BannerTimeout = SSHBannerWait
 			cfg.HandshakeTimeout = 30 * time.Second
+			var answered time.Duration
 			cfg.Answered = func() {
+				answered = time.Since(m.started)
 				mu.Lock()
 				defer mu.Unlock()
 				if heard == 0 {
@@ -179,7 +209,7 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 			mu.Unlock()
 			superseded := err != nil && actx.Err() != nil && gctx.Err() == nil
 			acancel()
-			results <- result{c, err, superseded}
+			results <- result{c, err, superseded, opened, answered}
 		}()
 	}
 	// Attempts still running when one has won are closed as they end.
@@ -208,11 +238,14 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 				m.mu.Lock()
 				m.client = r.c
 				m.mu.Unlock()
+				if m.Stages.Banner == 0 { // the machine's first login, not a reconnection
+					m.Stages.SSHAttempt, m.Stages.Banner = r.opened, r.answered
+				}
 				return nil
 			}
 			lastErr = r.err
 			if debugSSH {
-				stderrLog("vm %s: +%.2fs SSH attempt: %v", m.name, time.Since(m.started).Seconds(), r.err)
+				stderrLog("vm %s: +%.2fs SSH attempt opened at +%.2fs: %v", m.name, time.Since(m.started).Seconds(), r.opened.Seconds(), r.err)
 			}
 			if m.inst == nil && (ssh.IsHostKeyMismatch(r.err) || strings.Contains(r.err.Error(), "unable to authenticate")) {
 				// An existing machine (ssh target): no seed is on its way to fix either.
@@ -246,21 +279,34 @@ func (m *Machine) dialSSH(ctx context.Context) error {
 	}
 }
 
-// guestTimes derives kernel start and sshd activation from the guest's clocks.
+// guestTimes derives kernel start and sshd activation from the guest's clocks: sshd's
+// activation on the guest's monotonic clock, and the guest's uptime mapped onto the host's
+// clock at the middle of the command that read it. The uptime is read in a command of its own
+// after the first: a login's first command can wait seconds for the user's service manager
+// (pam_systemd starts it, under TCG behind cloud-init: 9 s in a boot on 2026-12-05), and the
+// middle of that wait put the kernel's start and sshd's activation seconds too early. A
+// second command's round trip bounds the mapping's error (half of it).
 func (m *Machine) guestTimes(ctx context.Context) {
+	res, err := m.Run(ctx, "systemctl show -p ActiveEnterTimestampMonotonic --value sshd.service ssh.service 2>/dev/null | grep -m1 -v '^0*$'")
+	if err != nil || res.ExitCode != 0 {
+		return
+	}
+	mono, err := strconv.ParseInt(strings.TrimSpace(string(res.Stdout)), 10, 64)
+	if err != nil {
+		return
+	}
 	before := time.Since(m.started)
-	res, err := m.Run(ctx, "cat /proc/uptime; systemctl show -p ActiveEnterTimestampMonotonic --value sshd.service ssh.service 2>/dev/null | grep -m1 -v '^0*$'")
+	res, err = m.Run(ctx, "cat /proc/uptime")
 	after := time.Since(m.started)
 	if err != nil || res.ExitCode != 0 {
 		return
 	}
 	f := strings.Fields(string(res.Stdout))
-	if len(f) < 3 {
+	if len(f) < 1 {
 		return
 	}
-	up, err1 := strconv.ParseFloat(f[0], 64)
-	mono, err2 := strconv.ParseInt(f[2], 10, 64)
-	if err1 != nil || err2 != nil {
+	up, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
 		return
 	}
 	mid := before + (after-before)/2
@@ -268,7 +314,7 @@ func (m *Machine) guestTimes(ctx context.Context) {
 	m.Stages.SSHDActive = m.Stages.Kernel + time.Duration(mono)*time.Microsecond
 	m.Stages.ReadinessGap = m.Stages.SSH - m.Stages.SSHDActive
 	m.stage("kernel started (from guest uptime)", m.Stages.Kernel)
-	m.stage(fmt.Sprintf("sshd active in the guest (harness noticed %.2fs later)", m.Stages.ReadinessGap.Seconds()), m.Stages.SSHDActive)
+	m.stage(fmt.Sprintf("sshd active in the guest (logged in %.2fs later%s)", m.Stages.ReadinessGap.Seconds(), m.Stages.gapText()), m.Stages.SSHDActive)
 }
 
 // cloudInitRecordCmd waits for the boot's jobs (cloud-init's last stage is one of them: its

@@ -2,7 +2,9 @@ package harness
 
 import (
 	"context"
+	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,21 +79,31 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 		}()
 		return l.Addr().String(), conns, logins
 	}
-	dial := func(t *testing.T, addr string) time.Duration {
+	// dial logs in once and returns how long it took and the machine's stages.
+	dialStages := func(t *testing.T, addr string) (time.Duration, BootStages) {
 		m := &Machine{name: "t", started: time.Now(), logf: t.Logf,
 			sshCfg: ssh.Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey()}}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		start := time.Now()
 		require.NoError(t, m.dialSSH(ctx))
+		took := time.Since(m.started)
 		m.dropClient()
-		return time.Since(start)
+		return took, m.Stages
+	}
+	dial := func(t *testing.T, addr string) time.Duration {
+		took, _ := dialStages(t, addr)
+		return took
 	}
 
 	t.Run("answering server, slow handshake", func(t *testing.T) {
 		addr, conns, logins := serve(t, 2500*time.Millisecond, false, 0)
-		took := dial(t, addr)
+		took, st := dialStages(t, addr)
 		assert.GreaterOrEqual(t, took, 2500*time.Millisecond)
+		// The stages say where the time went: the banner came at once, the handshake took it.
+		assert.Less(t, st.SSHAttempt, 100*time.Millisecond, "the first attempt opened the connection that logged in")
+		assert.Positive(t, st.Banner, "the banner's time was recorded")
+		assert.Less(t, st.Banner, time.Second, "the banner came before the slow handshake")
+		assert.GreaterOrEqual(t, took-st.Banner, 2500*time.Millisecond, "from the banner to the login: the handshake")
 		assert.Equal(t, int32(1), conns.Load(), "connections the guest's sshd had to handle while one handshake was under way (expected 1)")
 		assert.Equal(t, int32(1), logins.Load(), "logins")
 	})
@@ -100,10 +112,28 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 		// answers all three at once: one handshake goes on, the other two are closed before
 		// their logins.
 		addr, conns, logins := serve(t, 500*time.Millisecond, false, 2*SSHStagger+500*time.Millisecond)
-		dial(t, addr)
+		_, st := dialStages(t, addr)
+		assert.Greater(t, st.Banner, 2*SSHStagger, "the banner came when sshd answered the held connections")
+		assert.LessOrEqual(t, st.SSHAttempt, st.Banner, "the connection that logged in was opened before its banner")
 		assert.Equal(t, int32(SSHMaxAttempts), conns.Load(), "attempts that joined the held one")
 		time.Sleep(time.Second) // a companion left running would log in by now
 		assert.Equal(t, int32(1), logins.Load(), "logins the guest ran for one connection the harness keeps (expected 1)")
+	})
+	t.Run("a reconnection keeps the first login's stages", func(t *testing.T) {
+		addr, _, _ := serve(t, 0, false, 0)
+		m := &Machine{name: "t", started: time.Now(), logf: t.Logf,
+			sshCfg: ssh.Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey()}}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		require.NoError(t, m.dialSSH(ctx))
+		first := m.Stages
+		require.Positive(t, first.Banner)
+		m.dropClient()
+		time.Sleep(200 * time.Millisecond)
+		require.NoError(t, m.dialSSH(ctx)) // as after a reboot, or the saving boot's reconnection
+		m.dropClient()
+		assert.Equal(t, first.SSHAttempt, m.Stages.SSHAttempt)
+		assert.Equal(t, first.Banner, m.Stages.Banner)
 	})
 	t.Run("silent first connection", func(t *testing.T) {
 		addr, conns, _ := serve(t, 0, true, 0)
@@ -116,9 +146,9 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 // TestRestoredStagesNameTheFirstCommand: a restored machine's stages say when its first command
 // answered, between the handshake and ready, in its log line and in the timeline's marks.
 func TestRestoredStagesNameTheFirstCommand(t *testing.T) {
-	b := BootStages{QEMU: 100 * time.Millisecond, Restore: 600 * time.Millisecond, SSH: 1800 * time.Millisecond,
-		FirstCommand: 2600 * time.Millisecond, Ready: 3300 * time.Millisecond}
-	assert.Equal(t, "qemu 0.1s, restored 0.6s, ssh 1.8s, first command 2.6s, ready 3.3s", b.String())
+	b := BootStages{QEMU: 100 * time.Millisecond, Restore: 600 * time.Millisecond, SSHAttempt: 600 * time.Millisecond,
+		Banner: 1100 * time.Millisecond, SSH: 1800 * time.Millisecond, FirstCommand: 2600 * time.Millisecond, Ready: 3300 * time.Millisecond}
+	assert.Equal(t, "qemu 0.1s, restored 0.6s, banner 1.1s, ssh 1.8s, first command 2.6s, ready 3.3s", b.String())
 	marks := b.Marks()
 	var names []string
 	for i, mk := range marks {
@@ -128,4 +158,67 @@ func TestRestoredStagesNameTheFirstCommand(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []string{"QEMU up", "state restored", "SSH", "first command", "ready"}, names)
+}
+
+// TestGapPartsAddUpToTheGap: the readiness gap splits into the harness opening the connection
+// that logged in, sshd's banner on it and the handshake, whether the connection was opened
+// after sshd became active or was already waiting (held by user-net) when it did; and a boot
+// whose sshd time is unknown has no parts.
+func TestGapPartsAddUpToTheGap(t *testing.T) {
+	s := time.Second
+	opened := BootStages{SSHDActive: 50 * s, SSHAttempt: 50*s + 200*time.Millisecond, Banner: 51 * s, SSH: 53 * s}
+	opened.ReadinessGap = opened.SSH - opened.SSHDActive
+	notice, answer, handshake, ok := opened.GapParts()
+	require.True(t, ok)
+	assert.Equal(t, []time.Duration{200 * time.Millisecond, 800 * time.Millisecond, 2 * s}, []time.Duration{notice, answer, handshake})
+	assert.Equal(t, opened.ReadinessGap, notice+answer+handshake)
+	assert.Contains(t, opened.String(), "ssh 53.0s (gap 3.00s: connection opened 0.20s, banner 0.80s, handshake 2.00s)")
+
+	held := BootStages{SSHDActive: 50 * s, SSHAttempt: 48 * s, Banner: 50*s + 500*time.Millisecond, SSH: 52 * s}
+	held.ReadinessGap = held.SSH - held.SSHDActive
+	notice, answer, handshake, ok = held.GapParts()
+	require.True(t, ok)
+	assert.Equal(t, []time.Duration{0, 500 * time.Millisecond, 1500 * time.Millisecond}, []time.Duration{notice, answer, handshake})
+	assert.Equal(t, held.ReadinessGap, notice+answer+handshake)
+
+	unknown := BootStages{Banner: 50 * s, SSH: 52 * s}
+	_, _, _, ok = unknown.GapParts()
+	assert.False(t, ok, "no sshd time, no parts")
+	assert.Contains(t, unknown.String(), "(gap 0.00s)")
+}
+
+// TestGuestTimesNotSkewedByASlowFirstCommand: a login's first command can wait seconds for the
+// guest's user service manager; the kernel's start and sshd's activation, derived from the
+// guest's clocks, must not move by half that wait. The fake guest's kernel started 3 s after
+// the machine, its sshd 50 s after that, and its first command waits 2 s before answering.
+func TestGuestTimesNotSkewedByASlowFirstCommand(t *testing.T) {
+	started := time.Now()
+	kernel := started.Add(3 * time.Second)
+	// uptime prints the fake guest's uptime when the command gets there, as /proc/uptime does.
+	uptime := fmt.Sprintf(`t=$(date +%%s.%%N); awk -v t="$t" -v b=%.3f 'BEGIN { printf "%%.2f 0.00\n", t - b }'`,
+		float64(kernel.UnixMilli())/1000)
+	var answered atomic.Bool
+	srv := sshtest.NewServer(t, func(cmd string) string {
+		script := ""
+		if !answered.Swap(true) {
+			script = "sleep 2; "
+		}
+		if strings.Contains(cmd, "cat /proc/uptime") {
+			script += uptime + "; "
+		}
+		if strings.Contains(cmd, "ActiveEnterTimestampMonotonic") {
+			script += "echo 50000000; "
+		}
+		return script + "true"
+	})
+	m := &Machine{name: "t", started: started, logf: t.Logf,
+		sshCfg: ssh.Config{Addr: srv.Addr, User: "u", Signer: srv.UserKey, HostKey: srv.HostKey.PublicKey()}}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, m.dialSSH(ctx))
+	t.Cleanup(m.dropClient)
+	m.Stages.SSH = time.Since(started)
+	m.guestTimes(ctx)
+	assert.InDelta(t, 3.0, m.Stages.Kernel.Seconds(), 0.25, "kernel start (s after QEMU's)")
+	assert.InDelta(t, 53.0, m.Stages.SSHDActive.Seconds(), 0.25, "sshd active (s after QEMU's)")
 }

@@ -20,10 +20,10 @@ import (
 )
 
 // TestBenchReport measures the harness (make bench): per architecture, a real boot's stages
-// and readiness gap, a fresh handshake, a command's round trip (and how much of it is the
-// session's channel), a probe's cost in a RunAll batch, the saved state's boot and save times
-// and a restore's stages (medians of up to 3: the state loaded, the first SSH handshake,
-// ready); with the last make test's wall time and VM counts (_artifacts/vmtests.json). It
+// and readiness gap (and its parts), a fresh handshake, a command's round trip (and how much of
+// it is the session's channel), a probe's cost in a RunAll batch, the saved state's boot and
+// save times and a restore's stages (medians of up to 3: the state loaded, sshd's banner, the
+// first SSH handshake, the first command answered, ready); with the last make test's wall time and VM counts (_artifacts/vmtests.json). It
 // prints one table and writes _artifacts/bench.json.
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("VMTEST_BENCH") != "1" {
@@ -63,6 +63,13 @@ func TestBenchReport(t *testing.T) {
 			add(p+"boot.cloud_init_done_s", "s", s.CloudInit.Seconds())
 			add(p+"boot.ready_s", "s", s.Ready.Seconds())
 			add(p+"boot.readiness_gap_s", "s", s.ReadinessGap.Seconds())
+			// The gap's parts: the harness opening the connection that logged in, sshd's banner
+			// on it, the handshake.
+			if notice, answer, handshake, ok := s.GapParts(); ok {
+				add(p+"boot.gap_connection_opened_s", "s", notice.Seconds())
+				add(p+"boot.gap_banner_s", "s", answer.Seconds())
+				add(p+"boot.gap_handshake_s", "s", handshake.Seconds())
+			}
 			ctx := t.Context()
 			hs, err := m.HandshakeTime(ctx)
 			require.NoError(t, err)
@@ -98,7 +105,7 @@ func TestBenchReport(t *testing.T) {
 			require.NoError(t, err)
 			add(p+"ssh.runall_builtin_probe_ms", "ms", ms(time.Since(t0))/n)
 		}()
-		var loaded, handshakes, firsts, restores []time.Duration
+		var loaded, banners, handshakes, firsts, restores []time.Duration
 		var key string
 		for i := range 3 {
 			m, err := harness.Start(t.Context(), fmt.Sprintf("bench-restore-%s-%d", a.Name, i), t.Logf, opts...)
@@ -108,6 +115,7 @@ func TestBenchReport(t *testing.T) {
 			if k, ok := m.Restored(); ok {
 				key = k
 				loaded = append(loaded, m.Stages.Restore)
+				banners = append(banners, m.Stages.Banner)
 				handshakes = append(handshakes, m.Stages.SSH)
 				firsts = append(firsts, m.Stages.FirstCommand)
 				restores = append(restores, m.Stages.Ready)
@@ -115,10 +123,11 @@ func TestBenchReport(t *testing.T) {
 			m.Close()
 		}
 		require.NotEmpty(t, restores, "none of the three VMs was restored from a saved state")
-		// Where a restore's time goes: the state loaded and the guest resumed, the first SSH
-		// handshake, the first command answered (the refresh's uptime read, as the user), then
-		// the rest of the refresh (the clock, entropy, the root shell) to ready.
+		// Where a restore's time goes: the state loaded and the guest resumed, sshd's banner, the
+		// first SSH handshake, the first command answered (the refresh's uptime read, as the
+		// user), then the rest of the refresh (the clock, entropy, the root shell) to ready.
 		add(p+"restore.loaded_s", "s", median(loaded).Seconds())
+		add(p+"restore.banner_s", "s", median(banners).Seconds())
 		add(p+"restore.ssh_s", "s", median(handshakes).Seconds())
 		add(p+"restore.first_command_s", "s", median(firsts).Seconds())
 		add(p+"restore.ready_s", "s", median(restores).Seconds())
