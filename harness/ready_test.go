@@ -79,15 +79,23 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 		}()
 		return l.Addr().String(), conns, logins
 	}
-	// dial logs in once and returns how long it took and the machine's stages.
-	dialStages := func(t *testing.T, addr string) (time.Duration, BootStages) {
-		m := &Machine{name: "t", started: time.Now(), logf: t.Logf,
-			sshCfg: ssh.Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey()}}
+	// login: a new machine logs in to addr once (or again with login(t, addr, m)); how long
+	// that took. The connection is closed again.
+	login := func(t *testing.T, addr string, m *Machine) (*Machine, time.Duration) {
+		if m == nil {
+			m = &Machine{name: "t", started: time.Now(), logf: t.Logf,
+				sshCfg: ssh.Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey()}}
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		require.NoError(t, m.dialSSH(ctx))
 		took := time.Since(m.started)
 		m.dropClient()
+		return m, took
+	}
+	// dialStages logs in once and returns how long it took and the machine's stages.
+	dialStages := func(t *testing.T, addr string) (time.Duration, BootStages) {
+		m, took := login(t, addr, nil)
 		return took, m.Stages
 	}
 	dial := func(t *testing.T, addr string) time.Duration {
@@ -121,17 +129,11 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 	})
 	t.Run("a reconnection keeps the first login's stages", func(t *testing.T) {
 		addr, _, _ := serve(t, 0, false, 0)
-		m := &Machine{name: "t", started: time.Now(), logf: t.Logf,
-			sshCfg: ssh.Config{Addr: addr, User: "u", Signer: user, HostKey: host.PublicKey()}}
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		require.NoError(t, m.dialSSH(ctx))
+		m, _ := login(t, addr, nil)
 		first := m.Stages
 		require.Positive(t, first.Banner)
-		m.dropClient()
 		time.Sleep(200 * time.Millisecond)
-		require.NoError(t, m.dialSSH(ctx)) // as after a reboot, or the saving boot's reconnection
-		m.dropClient()
+		login(t, addr, m) // as after a reboot, or the saving boot's reconnection
 		assert.Equal(t, first.SSHAttempt, m.Stages.SSHAttempt)
 		assert.Equal(t, first.Banner, m.Stages.Banner)
 	})
