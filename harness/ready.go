@@ -295,26 +295,36 @@ func (m *Machine) guestTimes(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	before := time.Since(m.started)
-	res, err = m.Run(ctx, "cat /proc/uptime")
-	after := time.Since(m.started)
-	if err != nil || res.ExitCode != 0 {
-		return
-	}
-	f := strings.Fields(string(res.Stdout))
-	if len(f) < 1 {
-		return
-	}
-	up, err := strconv.ParseFloat(f[0], 64)
+	up, sent, answered, err := m.guestUptime(ctx)
 	if err != nil {
 		return
 	}
-	mid := before + (after-before)/2
-	m.Stages.Kernel = mid - time.Duration(up*float64(time.Second))
+	mid := sent.Add(answered.Sub(sent) / 2).Sub(m.started)
+	m.Stages.Kernel = mid - up
 	m.Stages.SSHDActive = m.Stages.Kernel + time.Duration(mono)*time.Microsecond
 	m.Stages.ReadinessGap = m.Stages.SSH - m.Stages.SSHDActive
 	m.stage("kernel started (from guest uptime)", m.Stages.Kernel)
 	m.stage(fmt.Sprintf("sshd active in the guest (logged in %.2fs later%s)", m.Stages.ReadinessGap.Seconds(), m.Stages.gapText()), m.Stages.SSHDActive)
+}
+
+// guestUptime reads the guest's uptime in a command of its own, with the host's times when that
+// command was sent and when it answered: the guest read its clock between the two.
+func (m *Machine) guestUptime(ctx context.Context) (up time.Duration, sent, answered time.Time, err error) {
+	sent = time.Now()
+	res, err := m.Run(ctx, "cat /proc/uptime")
+	answered = time.Now()
+	if err != nil {
+		return 0, sent, answered, err
+	}
+	f := strings.Fields(string(res.Stdout))
+	if res.ExitCode != 0 || len(f) == 0 {
+		return 0, sent, answered, fmt.Errorf("/proc/uptime said %q (exit %d)", res.Stdout, res.ExitCode)
+	}
+	s, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return 0, sent, answered, fmt.Errorf("/proc/uptime: %w", err)
+	}
+	return time.Duration(s * float64(time.Second)), sent, answered, nil
 }
 
 // cloudInitRecordCmd waits for the boot's jobs (cloud-init's last stage is one of them: its

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -405,26 +404,16 @@ func (m *Machine) refresh(ctx context.Context) error {
 	// The clock is set from the guest's own uptime plus an offset measured now, not from a
 	// host timestamp baked into the command: under load sudo alone can take seconds, and a
 	// timestamp would land that late (seen here: 8 s behind).
-	t0 := time.Now()
-	up, err := m.Run(ctx, "cat /proc/uptime")
+	up, sent, answered, err := m.guestUptime(ctx)
 	if err != nil {
 		return fmt.Errorf("refreshing the restored guest: %w", err)
 	}
-	t1 := time.Now()
 	if m.Stages.Restore > 0 { // a restore, not the boot that saved the state
-		m.Stages.FirstCommand = t1.Sub(m.started)
+		m.Stages.FirstCommand = answered.Sub(m.started)
 		m.stage("first command answered", m.Stages.FirstCommand)
 	}
-	f := strings.Fields(string(up.Stdout))
-	if len(f) == 0 {
-		return fmt.Errorf("refreshing the restored guest: /proc/uptime said %q", up.Stdout)
-	}
-	uptime, err := strconv.ParseFloat(f[0], 64)
-	if err != nil {
-		return fmt.Errorf("refreshing the restored guest: /proc/uptime: %w", err)
-	}
-	mid := t0.Add(t1.Sub(t0) / 2)
-	offset := float64(mid.UnixNano())/1e9 - uptime
+	mid := sent.Add(answered.Sub(sent) / 2)
+	offset := float64(mid.UnixNano())/1e9 - up.Seconds()
 	// Hex text carries the same 512 bits into the pool as the raw bytes would.
 	script := fmt.Sprintf(`date -u -s @$(awk -v o=%.3f '{printf "%%.3f", $1+o}' /proc/uptime) >/dev/null && echo %s > /dev/urandom && mkdir -p /run/azl-vmtest && echo %s > /run/azl-vmtest/instance-id`,
 		offset, hex.EncodeToString(seed), m.instanceID)
