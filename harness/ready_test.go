@@ -93,19 +93,15 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 		m.dropClient()
 		return m, took
 	}
-	// dialStages logs in once and returns how long it took and the machine's stages.
-	dialStages := func(t *testing.T, addr string) (time.Duration, BootStages) {
-		m, took := login(t, addr, nil)
-		return took, m.Stages
-	}
 	dial := func(t *testing.T, addr string) time.Duration {
-		took, _ := dialStages(t, addr)
+		_, took := login(t, addr, nil)
 		return took
 	}
 
 	t.Run("answering server, slow handshake", func(t *testing.T) {
 		addr, conns, logins := serve(t, 2500*time.Millisecond, false, 0)
-		took, st := dialStages(t, addr)
+		m, took := login(t, addr, nil)
+		st := m.Stages
 		assert.GreaterOrEqual(t, took, 2500*time.Millisecond)
 		// The stages say where the time went: the banner came at once, the handshake took it.
 		assert.Less(t, st.SSHAttempt, 100*time.Millisecond, "the first attempt opened the connection that logged in")
@@ -120,7 +116,8 @@ func TestDialSSHDoesNotJoinAnAnsweringServer(t *testing.T) {
 		// answers all three at once: one handshake goes on, the other two are closed before
 		// their logins.
 		addr, conns, logins := serve(t, 500*time.Millisecond, false, 2*SSHStagger+500*time.Millisecond)
-		_, st := dialStages(t, addr)
+		m, _ := login(t, addr, nil)
+		st := m.Stages
 		assert.Greater(t, st.Banner, 2*SSHStagger, "the banner came when sshd answered the held connections")
 		assert.LessOrEqual(t, st.SSHAttempt, st.Banner, "the connection that logged in was opened before its banner")
 		assert.Equal(t, int32(SSHMaxAttempts), conns.Load(), "attempts that joined the held one")

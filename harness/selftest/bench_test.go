@@ -23,8 +23,8 @@ import (
 // and readiness gap (and its parts), a fresh handshake, a command's round trip (and how much of
 // it is the session's channel), a probe's cost in a RunAll batch, the saved state's boot and
 // save times and a restore's stages (medians of up to 3: the state loaded, sshd's banner, the
-// first SSH handshake, the first command answered, ready); with the last make test's wall time and VM counts (_artifacts/vmtests.json). It
-// prints one table and writes _artifacts/bench.json.
+// first SSH handshake, the first command answered, ready); with the last make test's wall time
+// and VM counts (_artifacts/vmtests.json). It prints one table and writes _artifacts/bench.json.
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("VMTEST_BENCH") != "1" {
 		t.Skip("a benchmark: run it with make bench (sets VMTEST_BENCH=1)")
