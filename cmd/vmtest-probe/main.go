@@ -131,11 +131,11 @@ func bridge(addr string) {
 
 // abi prints, for each library, a "[soname]" line and then its exported symbols, one
 // "symbol@VERSION" a line; a library that is missing or unreadable is reported on stderr and
-// makes the exit code 1.
+// makes the exit code 1, and so does output that could not be written (a listing cut short
+// must not read as a library that lost its symbols).
 func abi(sonames []string) int {
 	rc := 0
 	w := bufio.NewWriter(os.Stdout)
-	defer w.Flush()
 	for _, so := range sonames {
 		path, err := elfscan.FindLibrary(so)
 		var syms []string
@@ -151,6 +151,10 @@ func abi(sonames []string) int {
 		for _, s := range syms {
 			fmt.Fprintln(w, s)
 		}
+	}
+	if err := w.Flush(); err != nil {
+		fmt.Fprintln(os.Stderr, "vmtest-probe: writing the symbols:", err)
+		rc = 1
 	}
 	return rc
 }
