@@ -140,6 +140,10 @@ func (m *Machine) checkConsole(t testing.TB, from int) {
 	if m.Dead() != nil || m.sshClient() == nil {
 		return
 	}
+	if err := m.wake(); err != nil { // before the read's timeout starts
+		t.Errorf("the after-test check of the guest's logs: %v", err)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, denials, err := m.guestLogs(ctx)

@@ -28,6 +28,9 @@ const (
 func (m *Machine) AttachDisk(t testing.TB, id, bus string, sizeMB int) {
 	m.Require(t, PowerQMP)
 	t.Helper()
+	if err := m.wake(); err != nil { // the guest's kernel takes the disk
+		t.Fatalf("attaching disk %s (%s): %v", id, bus, err)
+	}
 	ctx, cancel := context.WithTimeout(testContext(t), time.Minute)
 	defer cancel()
 	if err := m.attachDisk(ctx, id, bus, sizeMB); err != nil {
@@ -106,6 +109,9 @@ func (m *Machine) attachDisk(ctx context.Context, id, bus string, sizeMB int) er
 func (m *Machine) DetachDisk(t testing.TB, id string) {
 	m.Require(t, PowerQMP)
 	t.Helper()
+	if err := m.wake(); err != nil { // the guest's kernel lets the disk go
+		t.Fatalf("device_del %s: %v", id, err)
+	}
 	ctx, cancel := context.WithTimeout(testContext(t), 2*time.Minute)
 	defer cancel()
 	if err := m.inst.QMP.Run(ctx, "device_del", map[string]any{"id": id}, nil); err != nil {

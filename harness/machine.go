@@ -65,6 +65,7 @@ type Machine struct {
 	closed    bool
 
 	slot         *slots.Grant
+	wakeBy       time.Time    // how long wake may wait for a slot (zero: as long as it takes)
 	bootSlot     *slots.Grant // held while the guest boots
 	restoredFrom string       // saved state key, "" for a booted machine
 	recheck      func() error // a restore: is its saved state still current, now that it holds a slot?
@@ -557,6 +558,10 @@ var (
 // then says why.
 func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
+	if err := m.wake(); err != nil {
+		cancel(err)
+		return ctx, func() { cancel(nil) }
+	}
 	go func() {
 		tick := time.NewTicker(HeartbeatEvery)
 		defer tick.Stop()
@@ -583,6 +588,20 @@ func (m *Machine) guard(ctx context.Context) (context.Context, context.CancelFun
 		}
 	}()
 	return ctx, func() { cancel(nil) }
+}
+
+// wake makes sure the machine has a host slot to run on before the harness asks anything of
+// the guest: a shared VM left idle between tests (Shared) may have lent its slot to a VM of a
+// test of its package meanwhile, and then waits, as a new VM would, while that VM runs
+// (slots.Grant.Busy). At once for any other machine.
+func (m *Machine) wake() error {
+	ctx := context.Background()
+	if !m.wakeBy.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, m.wakeBy)
+		defer cancel()
+	}
+	return m.slot.Busy(ctx, func(f string, a ...any) { m.log("vm "+m.name+": "+f, a...) })
 }
 
 // heartbeat checks the guest runs and answers; answered is when it last answered.
@@ -719,6 +738,9 @@ func (o cmdOutput) String() string {
 }
 
 func (m *Machine) output(t testing.TB, cmd string) (cmdOutput, int, error) {
+	if err := m.wake(); err != nil { // before the command's timeout starts
+		return cmdOutput{}, -1, err
+	}
 	ctx, cancel := context.WithTimeout(testContext(t), DefaultCommandTimeout)
 	defer cancel()
 	res, err := m.Run(ctx, cmd)

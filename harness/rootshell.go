@@ -36,6 +36,9 @@ type rootShell struct {
 // is run again with a sudo of its own: script must be safe to run twice (reads, and writes
 // that set a value).
 func (m *Machine) asRoot(ctx context.Context, script string) (ssh.Result, error) {
+	if err := m.wake(); err != nil { // before the shell's sudo
+		return ssh.Result{ExitCode: -1}, err
+	}
 	if sh := m.openRootShell(ctx); sh != nil {
 		gctx, cancel := m.guard(ctx)
 		res, err := sh.RunAll(gctx, GuestPATH, []string{script})

@@ -24,6 +24,10 @@ type Shared struct {
 	m      *Machine
 	err    error
 	failed atomic.Bool
+	// users counts the tests using the VM now: while none does, its host slot may run another
+	// VM of the package's (see slots.Grant.Idle).
+	users   int
+	usersMu sync.Mutex
 	// deadline is the first test's (go test's -timeout less a minute), for holding the VM.
 	deadline time.Time
 }
@@ -65,6 +69,7 @@ func (s *Shared) Machine(t *testing.T) *Machine {
 		s.failed.Store(true)
 		t.Fatalf("shared VM did not boot: %v", s.err)
 	}
+	s.use()
 	// Each test answers for the console and kernel log of its own time. What the boot printed
 	// is the boot suite's to judge (TestNoConsoleTrouble), once, not the first test's here.
 	from := s.m.consoleLen()
@@ -75,8 +80,28 @@ func (s *Shared) Machine(t *testing.T) *Machine {
 		if t.Failed() {
 			s.failed.Store(true)
 		}
+		s.unuse()
 	})
 	return s.m
+}
+
+// use counts a test among the VM's users. It takes a host slot to run on again only when the
+// harness next asks something of the guest (Machine.wake): a test that reads the profile from
+// it and runs a VM of its own leaves that VM its slot.
+func (s *Shared) use() {
+	s.usersMu.Lock()
+	s.users++
+	s.usersMu.Unlock()
+}
+
+// unuse ends a test's use: with no test using it, the VM runs nothing until the harness next
+// asks something of it, and another VM of this process may run on its host slot meanwhile.
+func (s *Shared) unuse() {
+	s.usersMu.Lock()
+	defer s.usersMu.Unlock()
+	if s.users--; s.users == 0 {
+		s.m.slot.Idle()
+	}
 }
 
 func (s *Shared) boot(t *testing.T) {
@@ -97,6 +122,7 @@ func (s *Shared) boot(t *testing.T) {
 	s.err = explainDeadline(ctx, s.err)
 	if s.m != nil {
 		s.m.setLog(stderrLog)
+		s.m.wakeBy = s.deadline
 	}
 	if s.err == nil {
 		s.m.skipBootKernelLog()

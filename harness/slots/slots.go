@@ -8,6 +8,12 @@
 // says so in a flock'ed marker, and so does a process that keeps a VM for a person (vmtest
 // spawn), whose slot only the person frees; when every slot holder is blocked, the waiting
 // holder with the lowest PID starts its VM over the budget, and says so, instead of deadlocking.
+//
+// A slot bounds the VMs that run, not the VMs that exist: a VM that is idle for a while (a
+// package's shared VM while one of its tests runs a VM of its own) says so (Grant.Idle), and
+// this process's next VM runs on that slot instead of waiting for another; the idle VM takes a
+// slot again (Grant.Busy) before it runs anything, its own if the other VM has finished. A slot
+// carries the memory of every VM on it.
 package slots
 
 import (
@@ -86,16 +92,131 @@ func MemTotalMB() int {
 
 // Grant is one VM's place on the host (or one boot's).
 type Grant struct {
-	lock *cache.Lock // nil when started over the budget
+	lock *cache.Lock // a boot slot
+	// A VM's (guarded by mu):
+	s     *slot // the slot it runs on
+	memMB int
+	idle  bool // Idle until Busy: another VM of this process may run on its slot meanwhile
 }
 
-// Release frees the slot. Safe on nil and more than once.
+// slot is a VM slot of this process: the flock'ed file, and the VMs on it, of which at most
+// one is not idle.
+type slot struct {
+	lock *cache.Lock // nil: a VM started over the budget
+	path string
+	vms  []*Grant
+}
+
+// procSlots are this process's VM slots (guarded by mu).
+var procSlots []*slot
+
+// Release frees the slot: the VM has stopped. Safe on nil and more than once.
 func (g *Grant) Release() {
-	if g == nil || g.lock == nil {
+	if g == nil {
 		return
 	}
 	g.lock.Unlock()
 	g.lock = nil
+	mu.Lock()
+	defer mu.Unlock()
+	if g.s != nil {
+		g.s.leave(g)
+		g.s = nil
+	}
+}
+
+// Idle says that g's VM runs nothing until Busy (a shared VM between its package's tests, an
+// idle guest costing about 1% of a core under TCG): meanwhile another VM of this process may
+// run on its slot. Safe on nil.
+func (g *Grant) Idle() {
+	if g == nil {
+		return
+	}
+	mu.Lock()
+	g.idle = true
+	mu.Unlock()
+}
+
+// Busy ends Idle: g's VM takes a slot to run on again, its own at once unless another VM of
+// this process runs there now, else one as Acquire finds it (log is told if it waits). Safe on
+// nil.
+func (g *Grant) Busy(ctx context.Context, log func(string, ...any)) error {
+	if g == nil {
+		return nil
+	}
+	mu.Lock()
+	if !g.idle {
+		mu.Unlock()
+		return nil
+	}
+	g.idle = false // no other VM joins its slot while it waits for one
+	mu.Unlock()
+	return place(ctx, g, log)
+}
+
+// OverBudget reports whether g's VM was started over the budget (see the package comment).
+func (g *Grant) OverBudget() bool {
+	mu.Lock()
+	defer mu.Unlock()
+	return g != nil && g.s != nil && g.s.lock == nil
+}
+
+// othersBusy reports whether a VM on s other than g runs (is not idle). The caller holds mu.
+func (s *slot) othersBusy(g *Grant) bool {
+	for _, v := range s.vms {
+		if v != g && !v.idle {
+			return true
+		}
+	}
+	return false
+}
+
+// join moves g onto s (its memory with it) and marks it running. The caller holds mu and the
+// slots folder's mutex.
+func (s *slot) join(g *Grant) {
+	if g.s != nil && g.s != s {
+		g.s.leave(g)
+	}
+	if g.s != s {
+		s.vms = append(s.vms, g)
+		g.s = s
+	}
+	g.idle = false
+	s.record()
+}
+
+// leave takes g off s, freeing s when no VM is left on it. The caller holds mu.
+func (s *slot) leave(g *Grant) {
+	for i, v := range s.vms {
+		if v == g {
+			s.vms = append(s.vms[:i], s.vms[i+1:]...)
+			break
+		}
+	}
+	if len(s.vms) > 0 {
+		s.record()
+		return
+	}
+	s.lock.Unlock()
+	s.lock = nil
+	for i, p := range procSlots {
+		if p == s {
+			procSlots = append(procSlots[:i], procSlots[i+1:]...)
+			break
+		}
+	}
+}
+
+// record writes the slot's file: this process's PID and the memory of every VM on it.
+func (s *slot) record() {
+	if s.lock == nil {
+		return
+	}
+	mem := 0
+	for _, v := range s.vms {
+		mem += v.memMB
+	}
+	_ = os.WriteFile(s.path, []byte(fmt.Sprintf("%d %d\n", os.Getpid(), mem)), 0o600)
 }
 
 // Boots is how many VMs with vcpus guest CPUs each may boot (or reboot) at once: one host core
@@ -145,16 +266,26 @@ func AcquireBoot(ctx context.Context, vcpus int, log func(string, ...any)) (*Gra
 
 var mu sync.Mutex // guards this process's waiters and marker
 
-// Acquire waits until a VM of memMB fits the host's budget and takes a slot for it. log is
-// told once that the caller waits, and why.
+// Acquire waits until a VM of memMB fits the host's budget and takes a slot for it: one of
+// this process's slots whose VMs are all idle, else a free one. log is told once that the
+// caller waits, and why.
 func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, error) {
+	g := &Grant{memMB: memMB}
+	if err := place(ctx, g, log); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// place finds g's VM a slot to run on (see Acquire and Busy), waiting as long as it must.
+func place(ctx context.Context, g *Grant, log func(string, ...any)) error {
 	b, err := HostBudget()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	dir, err := cache.Sub("slots")
 	if err != nil {
-		return nil, err
+		return err
 	}
 	told := false
 	var unmark func()
@@ -164,9 +295,12 @@ func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, 
 		}
 	}()
 	for {
-		g, usedVMs, usedMB, err := try(dir, b, memMB)
-		if err != nil || g != nil {
-			return g, err
+		placed, shared, usedVMs, usedMB, err := placeNow(dir, b, g)
+		if err != nil || placed {
+			if shared > 0 {
+				log("runs on the VM slot of %d idle VM(s) of this process (they run nothing meanwhile)", shared)
+			}
+			return err
 		}
 		if !told {
 			log("waiting for a VM slot: %d of %d VMs and %d of %d MiB in use on this host (VMTEST_MAX_VMS)", usedVMs, b.VMs, usedMB, b.MemoryMB)
@@ -181,36 +315,87 @@ func Acquire(ctx context.Context, memMB int, log func(string, ...any)) (*Grant, 
 		}
 		if overBudget(dir, b) {
 			log("every VM slot is held by a process that waits for another (or keeps its VM for a person): starting this VM over the budget rather than deadlocking")
-			return &Grant{}, nil
+			mu.Lock()
+			s := &slot{}
+			procSlots = append(procSlots, s)
+			s.join(g)
+			mu.Unlock()
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("waiting for a VM slot (%d VMs, %d MiB in use; holders: %s): %w", usedVMs, usedMB, describeHolders(dir, b), ctx.Err())
+			return fmt.Errorf("waiting for a VM slot (%d VMs, %d MiB in use; holders: %s): %w", usedVMs, usedMB, describeHolders(dir, b), ctx.Err())
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }
 
-// try takes a free VM slot if the memory fits, under the folder's mutex.
-func try(dir string, b Budget, memMB int) (g *Grant, usedVMs, usedMB int, err error) {
+// placeNow puts g on a slot if one is there for it now: its own when no other VM runs on it,
+// one of this process's slots whose VMs are all idle (shared: how many), or a free slot, each
+// if the memory fits. The VMs and memory in use are for the caller's log.
+func placeNow(dir string, b Budget, g *Grant) (placed bool, shared, usedVMs, usedMB int, err error) {
+	mu.Lock()
+	defer mu.Unlock()
+	if g.s != nil && !g.s.othersBusy(g) {
+		return true, 0, 0, 0, nil
+	}
 	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
 	if err != nil {
-		return nil, 0, 0, err
+		return false, 0, 0, 0, err
 	}
 	defer mutex.Unlock()
-	return tryClass(dir, "vm", b.VMs, memMB, b.MemoryMB)
+	free, freePath, usedVMs, usedMB, err := scan(dir, "vm", b.VMs)
+	if err != nil {
+		return false, 0, 0, 0, err
+	}
+	if g.s != nil {
+		usedMB -= g.memMB // counted on the slot it leaves
+	}
+	fits := usedMB+g.memMB <= b.MemoryMB || usedVMs == 0
+	for _, s := range procSlots {
+		if fits && s != g.s && s.lock != nil && !s.othersBusy(g) {
+			free.Unlock()
+			s.join(g)
+			return true, len(s.vms) - 1, usedVMs, usedMB, nil
+		}
+	}
+	if free == nil || !fits {
+		free.Unlock()
+		return false, 0, usedVMs, usedMB, nil
+	}
+	s := &slot{lock: free, path: freePath}
+	procSlots = append(procSlots, s)
+	s.join(g)
+	return true, 0, usedVMs, usedMB, nil
 }
 
 // tryClass takes a free slot among n files "<class>-<i>"; memMB must fit in budgetMB (0: no
 // memory accounting).
 func tryClass(dir, class string, n, memMB, budgetMB int) (g *Grant, used, usedMB int, err error) {
-	var free *cache.Lock
-	var freePath string
+	free, freePath, used, usedMB, err := scan(dir, class, n)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if free == nil || (budgetMB > 0 && usedMB+memMB > budgetMB && used > 0) {
+		free.Unlock()
+		return nil, used, usedMB, nil
+	}
+	if err := os.WriteFile(freePath, []byte(fmt.Sprintf("%d %d\n", os.Getpid(), memMB)), 0o600); err != nil {
+		free.Unlock()
+		return nil, 0, 0, err
+	}
+	return &Grant{lock: free}, used, usedMB, nil
+}
+
+// scan counts the held slots among n files "<class>-<i>" and the memory their files record,
+// and takes the first free one (nil when none is).
+func scan(dir, class string, n int) (free *cache.Lock, freePath string, used, usedMB int, err error) {
 	for i := 0; i < n; i++ {
 		p := filepath.Join(dir, fmt.Sprintf("%s-%d", class, i))
 		l, ok, err := cache.TryLock(p)
 		if err != nil {
-			return nil, 0, 0, err
+			free.Unlock()
+			return nil, "", 0, 0, err
 		}
 		if ok {
 			if free == nil {
@@ -224,15 +409,7 @@ func tryClass(dir, class string, n, memMB, budgetMB int) (g *Grant, used, usedMB
 		_, mem := readSlot(p)
 		usedMB += mem
 	}
-	if free == nil || (budgetMB > 0 && usedMB+memMB > budgetMB && used > 0) {
-		free.Unlock()
-		return nil, used, usedMB, nil
-	}
-	if err := os.WriteFile(freePath, []byte(fmt.Sprintf("%d %d\n", os.Getpid(), memMB)), 0o600); err != nil {
-		free.Unlock()
-		return nil, 0, 0, err
-	}
-	return &Grant{lock: free}, used, usedMB, nil
+	return free, freePath, used, usedMB, nil
 }
 
 func readSlot(p string) (pid, memMB int) {

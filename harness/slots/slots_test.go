@@ -33,7 +33,7 @@ func TestVMWaitsForAnotherProcesssSlot(t *testing.T) {
 	done := make(chan time.Time, 1)
 	go func() {
 		g, err := Acquire(context.Background(), 512, func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) })
-		if err == nil && g.lock != nil {
+		if err == nil && !g.OverBudget() {
 			g.Release()
 			done <- time.Now()
 		}
@@ -76,7 +76,7 @@ func TestOneProcessNeverDeadlocksItself(t *testing.T) {
 	start := time.Now()
 	g2, err := Acquire(context.Background(), 1024, func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) })
 	require.NoError(t, err)
-	assert.Nil(t, g2.lock, "started over the budget")
+	assert.True(t, g2.OverBudget(), "started over the budget")
 	assert.Less(t, time.Since(start), 2*time.Second)
 	assert.Contains(t, log.String(), "waiting for a VM slot: 1 of 1 VMs")
 	assert.Contains(t, log.String(), "over the budget rather than deadlocking")
@@ -88,15 +88,20 @@ func TestMemoryBudget(t *testing.T) {
 	require.NoError(t, err)
 	g1, err := Acquire(context.Background(), b.MemoryMB-100, t.Logf)
 	require.NoError(t, err)
-	g, used, usedMB, err := try(mustSub(t), b, 200)
+	g := &Grant{memMB: 200}
+	placed, _, used, usedMB, err := placeNow(mustSub(t), b, g)
 	require.NoError(t, err)
-	assert.Nil(t, g, "a VM that does not fit the memory left waits")
+	assert.False(t, placed, "a VM that does not fit the memory left waits")
 	assert.Equal(t, 1, used)
 	assert.Equal(t, b.MemoryMB-100, usedMB)
-	g1.Release()
-	g, _, _, err = try(mustSub(t), b, 200)
+	g1.Idle()
+	placed, _, _, _, err = placeNow(mustSub(t), b, g)
 	require.NoError(t, err)
-	require.NotNil(t, g)
+	assert.False(t, placed, "nor does it fit on an idle VM's slot: that VM's memory is in use")
+	g1.Release()
+	placed, _, _, _, err = placeNow(mustSub(t), b, g)
+	require.NoError(t, err)
+	require.True(t, placed)
 	g.Release()
 }
 
@@ -138,7 +143,7 @@ func TestSlotKeptForPersonCountsAsBlocked(t *testing.T) {
 			g1, err := Acquire(context.Background(), 512, t.Logf)
 			require.NoError(t, err)
 			defer g1.Release()
-			require.NotNil(t, g1.lock, "the second slot is free")
+			require.False(t, g1.OverBudget(), "the second slot is free")
 			var log strings.Builder
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
@@ -150,7 +155,7 @@ func TestSlotKeptForPersonCountsAsBlocked(t *testing.T) {
 				return
 			}
 			require.NoError(t, err)
-			assert.Nil(t, g2.lock, "started over the budget")
+			assert.True(t, g2.OverBudget(), "started over the budget")
 			assert.Less(t, time.Since(start), 2*time.Second)
 			assert.Contains(t, log.String(), "over the budget rather than deadlocking")
 		})
@@ -205,4 +210,101 @@ func TestMarkerCountsEveryWaiter(t *testing.T) {
 	assert.Equal(t, "person", says())
 	kept()
 	assert.Equal(t, "(none)", says())
+}
+
+// slotFile says what the slot file vm-i records ("<pid> <MiB>") and whether a process holds it.
+func slotFile(t *testing.T, i int) (string, bool) {
+	p := fmt.Sprintf("%s/vm-%d", mustSub(t), i)
+	l, free, err := cache.TryLock(p)
+	require.NoError(t, err)
+	if free {
+		l.Unlock()
+		return "", false
+	}
+	b, err := os.ReadFile(p)
+	require.NoError(t, err)
+	return strings.TrimSpace(string(b)), true
+}
+
+// TestIdleVMLendsItsSlot: two slots, one held by another process that runs its VM, one by this
+// process's VM, which goes idle. The next VM of this process runs on the idle VM's slot at once
+// (its broken answer: while the first VM runs, the same VM waits), the slot carrying both VMs'
+// memory. The idle VM then waits to run again while that VM runs, and has its slot back as soon
+// as it stops; a lender that stops first leaves its slot to the VM on it.
+func TestIdleVMLendsItsSlot(t *testing.T) {
+	setup(t, 2)
+	holdInChild(t, false)
+	pid := os.Getpid()
+	quick := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	var log strings.Builder
+	logf := func(f string, a ...any) { fmt.Fprintf(&log, f+"\n", a...) }
+
+	shared, err := Acquire(context.Background(), 1000, t.Logf)
+	require.NoError(t, err)
+	defer shared.Release()
+	_, err = Acquire(quick(), 300, logf)
+	require.Error(t, err, "the shared VM runs: its slot is not lent")
+	assert.Contains(t, err.Error(), "waiting for a VM slot (2 VMs")
+
+	shared.Idle()
+	own, err := Acquire(quick(), 300, logf)
+	require.NoError(t, err, "the shared VM is idle: its slot is lent")
+	assert.False(t, own.OverBudget())
+	assert.Contains(t, log.String(), "runs on the VM slot of 1 idle VM(s) of this process")
+	held, ok := slotFile(t, 1)
+	assert.True(t, ok)
+	assert.Equal(t, fmt.Sprintf("%d 1300", pid), held, "the slot carries both VMs' memory")
+
+	err = shared.Busy(quick(), logf)
+	require.Error(t, err, "the other VM runs on its slot, the host has no other")
+	assert.Contains(t, err.Error(), "waiting for a VM slot")
+	own.Release()
+	require.NoError(t, shared.Busy(quick(), logf), "its slot is its own again")
+	assert.False(t, shared.OverBudget())
+	held, _ = slotFile(t, 1)
+	assert.Equal(t, fmt.Sprintf("%d 1000", pid), held)
+
+	shared.Idle()
+	own, err = Acquire(quick(), 300, logf)
+	require.NoError(t, err)
+	shared.Release()
+	held, ok = slotFile(t, 1)
+	assert.True(t, ok, "the VM on a stopped VM's slot keeps it")
+	assert.Equal(t, fmt.Sprintf("%d 300", pid), held)
+	own.Release()
+	_, ok = slotFile(t, 1)
+	assert.False(t, ok, "freed with the last VM on it")
+}
+
+// TestBusyVMTakesAFreeSlot: an idle VM whose slot another VM of this process runs on takes a
+// free slot when it runs again, and each slot then carries the memory of its own VM.
+func TestBusyVMTakesAFreeSlot(t *testing.T) {
+	setup(t, 2)
+	pid := os.Getpid()
+	shared, err := Acquire(context.Background(), 1000, t.Logf)
+	require.NoError(t, err)
+	shared.Idle()
+	own, err := Acquire(context.Background(), 300, t.Logf)
+	require.NoError(t, err)
+	held, _ := slotFile(t, 0)
+	assert.Equal(t, fmt.Sprintf("%d 1300", pid), held)
+	_, ok := slotFile(t, 1)
+	assert.False(t, ok, "one slot for both")
+
+	require.NoError(t, shared.Busy(context.Background(), t.Logf))
+	assert.False(t, shared.OverBudget())
+	held, _ = slotFile(t, 0)
+	assert.Equal(t, fmt.Sprintf("%d 300", pid), held)
+	held, _ = slotFile(t, 1)
+	assert.Equal(t, fmt.Sprintf("%d 1000", pid), held)
+	shared.Release()
+	own.Release()
+	for i := range 2 {
+		_, ok := slotFile(t, i)
+		assert.False(t, ok, "slot %d freed", i)
+	}
 }
