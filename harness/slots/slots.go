@@ -120,9 +120,26 @@ func (g *Grant) Release() {
 	mu.Lock()
 	defer mu.Unlock()
 	if g.s != nil {
+		unlock := lockFolder()
+		defer unlock()
 		g.s.leave(g)
 		g.s = nil
 	}
+}
+
+// lockFolder takes the slots folder's mutex, under which slot files are written and read (a
+// file read while it is rewritten would count no memory), and returns its release. Where it
+// cannot be taken, a slot file is rewritten without it. The caller holds mu.
+func lockFolder() func() {
+	dir, err := cache.Sub("slots")
+	if err != nil {
+		return func() {}
+	}
+	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
+	if err != nil {
+		return func() {}
+	}
+	return mutex.Unlock
 }
 
 // Idle says that g's VM runs nothing until Busy (a shared VM between its package's tests, an
@@ -172,7 +189,7 @@ func (s *slot) othersBusy(g *Grant) bool {
 }
 
 // join moves g onto s (its memory with it) and marks it running. The caller holds mu and the
-// slots folder's mutex.
+// slots folder's mutex (lockFolder).
 func (s *slot) join(g *Grant) {
 	if g.s != nil && g.s != s {
 		g.s.leave(g)
@@ -185,7 +202,8 @@ func (s *slot) join(g *Grant) {
 	s.record()
 }
 
-// leave takes g off s, freeing s when no VM is left on it. The caller holds mu.
+// leave takes g off s, freeing s when no VM is left on it. The caller holds mu and the slots
+// folder's mutex.
 func (s *slot) leave(g *Grant) {
 	for i, v := range s.vms {
 		if v == g {
@@ -316,9 +334,11 @@ func place(ctx context.Context, g *Grant, log func(string, ...any)) error {
 		if overBudget(dir, b) {
 			log("every VM slot is held by a process that waits for another (or keeps its VM for a person): starting this VM over the budget rather than deadlocking")
 			mu.Lock()
+			unlock := lockFolder()
 			s := &slot{}
 			procSlots = append(procSlots, s)
 			s.join(g)
+			unlock()
 			mu.Unlock()
 			return nil
 		}
@@ -348,7 +368,7 @@ func placeNow(dir string, b Budget, g *Grant) (placed bool, shared, usedVMs, use
 	if err != nil {
 		return false, 0, 0, 0, err
 	}
-	if g.s != nil {
+	if g.s != nil && g.s.lock != nil {
 		usedMB -= g.memMB // counted on the slot it leaves
 	}
 	fits := usedMB+g.memMB <= b.MemoryMB || usedVMs == 0
