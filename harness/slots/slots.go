@@ -120,26 +120,27 @@ func (g *Grant) Release() {
 	mu.Lock()
 	defer mu.Unlock()
 	if g.s != nil {
-		unlock := lockFolder()
-		defer unlock()
+		if unlock, err := lockFolder(); err == nil { // else rewritten without it
+			defer unlock()
+		}
 		g.s.leave(g)
 		g.s = nil
 	}
 }
 
 // lockFolder takes the slots folder's mutex, under which slot files are written and read (a
-// file read while it is rewritten would count no memory), and returns its release. Where it
-// cannot be taken, a slot file is rewritten without it. The caller holds mu.
-func lockFolder() func() {
+// file read while it is rewritten would count no memory), and returns its release. A caller
+// that also holds mu took mu first.
+func lockFolder() (unlock func(), err error) {
 	dir, err := cache.Sub("slots")
 	if err != nil {
-		return func() {}
+		return nil, err
 	}
 	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
 	if err != nil {
-		return func() {}
+		return nil, err
 	}
-	return mutex.Unlock
+	return mutex.Unlock, nil
 }
 
 // Idle says that g's VM runs nothing until Busy (a shared VM between its package's tests, an
@@ -260,11 +261,11 @@ func AcquireBoot(ctx context.Context, vcpus int, log func(string, ...any)) (*Gra
 	told := false
 	for {
 		g, used, _, err := func() (*Grant, int, int, error) {
-			mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
+			unlock, err := lockFolder()
 			if err != nil {
 				return nil, 0, 0, err
 			}
-			defer mutex.Unlock()
+			defer unlock()
 			return tryClass(dir, "boot", Boots(vcpus), 0, 0)
 		}()
 		if err != nil || g != nil {
@@ -334,11 +335,13 @@ func place(ctx context.Context, g *Grant, log func(string, ...any)) error {
 		if overBudget(dir, b) {
 			log("every VM slot is held by a process that waits for another (or keeps its VM for a person): starting this VM over the budget rather than deadlocking")
 			mu.Lock()
-			unlock := lockFolder()
+			unlock, err := lockFolder()
 			s := &slot{}
 			procSlots = append(procSlots, s)
-			s.join(g)
-			unlock()
+			s.join(g) // without the mutex where it could not be taken
+			if err == nil {
+				unlock()
+			}
 			mu.Unlock()
 			return nil
 		}
@@ -359,11 +362,11 @@ func placeNow(dir string, b Budget, g *Grant) (placed bool, shared, usedVMs, use
 	if g.s != nil && !g.s.othersBusy(g) {
 		return true, 0, 0, 0, nil
 	}
-	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
+	unlock, err := lockFolder()
 	if err != nil {
 		return false, 0, 0, 0, err
 	}
-	defer mutex.Unlock()
+	defer unlock()
 	free, freePath, usedVMs, usedMB, err := scan(dir, "vm", b.VMs)
 	if err != nil {
 		return false, 0, 0, 0, err
