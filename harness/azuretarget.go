@@ -77,11 +77,11 @@ func azureProvisioner(ctx context.Context, cfg azure.Config, logf func(string, .
 // the machine is returned with the error, for its artifacts (the serial log of a VM that never
 // answered) to be taken before Close deletes it, as a QEMU machine's are.
 func provision(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
-	dir, lock, err := newPrivateDir(name)
+	dir, _, err := newPrivateDir(name)
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, name: name, dir: dir, dirLock: lock, logf: logf, started: time.Now()}
+	m := &Machine{cfg: cfg, name: name, dir: dir, logf: logf, started: time.Now()}
 	pctx := m.beginStart(ctx)
 	register(m) // from now on Ctrl-C cancels the provisioning and deletes what it made
 	m, err = m.provision(pctx, cfg, name)

@@ -150,9 +150,9 @@ func longDir(t *testing.T) string {
 
 // A 100-character test name still gives a private folder whose socket path fits.
 func TestLongTestNameShortFolder(t *testing.T) {
-	dir, lock, err := newPrivateDir(strings.Repeat("TestSomethingVeryLong/", 5))
+	dir, _, err := newPrivateDir(strings.Repeat("TestSomethingVeryLong/", 5))
 	require.NoError(t, err)
-	defer func() { os.RemoveAll(dir); lock.Unlock() }()
+	defer removePrivateDir(dir)
 	assert.LessOrEqual(t, len(filepath.Join(dir, "qmp.sock")), maxSocketPath)
 	assert.Contains(t, filepath.Base(dir), "azl-vmtest-TestSomethingVer-")
 }
@@ -160,15 +160,17 @@ func TestLongTestNameShortFolder(t *testing.T) {
 // A run's folder whose owner is alive stays; one whose owner died (its lock free) goes.
 func TestStaleFoldersByLock(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	live, liveLock, err := newPrivateDir("live")
+	live, _, err := newPrivateDir("live")
 	require.NoError(t, err)
-	defer liveLock.Unlock()
 	dead, deadLock, err := newPrivateDir("dead")
 	require.NoError(t, err)
 	deadLock.Unlock() // as the kernel does when its process dies
 	young, youngLock, err := newPrivateDir("young")
 	require.NoError(t, err)
 	youngLock.Unlock()
+	for _, d := range []string{live, dead, young} {
+		defer removePrivateDir(d)
+	}
 	old := time.Now().Add(-2 * time.Minute)
 	for _, d := range []string{live, dead} {
 		require.NoError(t, os.Chtimes(d, old, old))

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -15,12 +16,16 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness/qemu"
 )
 
-// Every machine is registered from the moment its private folder exists, so that Ctrl-C or
-// SIGTERM stops them all and removes their folders (Pdeathsig covers SIGKILL and crashes).
+// Every private folder is registered from the moment it exists (dirs), and every machine from
+// just after, so that Ctrl-C or SIGTERM stops them all and removes their folders (Pdeathsig
+// covers SIGKILL and crashes). Once the handler has begun (stopping), no new folder is made: a
+// start that was between its checks and its folder when the signal came would otherwise make
+// one after the handler looked, and the process would exit leaving it.
 var (
 	liveMu   sync.Mutex
 	live     = map[*Machine]bool{}
-	scratch  = map[string]*cache.Lock{} // scratch folders in use (scratchDir)
+	dirs     = map[string]*cache.Lock{} // this process's private folders (newPrivateDir)
+	stopping bool                       // the signal handler has begun: no new folders
 	sigOnce  sync.Once
 	ownerPID = strconv.Itoa(os.Getpid())
 )
@@ -57,9 +62,12 @@ func onSignal(ch chan os.Signal) {
 
 // stopAll closes every machine of this process, those another goroutine is closing already
 // included (a program that stops its VM on the same signal: Close keeps a machine registered
-// until its folder is gone, and a second Close waits for the first), then the scratch folders.
+// until its folder is gone, and a second Close waits for the first), then removes every private
+// folder left: the scratch folders, and those of machines still being made. From its start no
+// new private folder can be made.
 func stopAll() {
 	liveMu.Lock()
+	stopping = true
 	var all []*Machine
 	for m := range live {
 		all = append(all, m)
@@ -72,9 +80,10 @@ func stopAll() {
 	}
 	wg.Wait()
 	liveMu.Lock()
-	for d, l := range scratch {
+	for d, l := range dirs {
 		os.RemoveAll(d)
 		l.Unlock()
+		delete(dirs, d)
 	}
 	liveMu.Unlock()
 }
@@ -83,21 +92,10 @@ func stopAll() {
 // copy sectors and the ESP out of the image). Like a VM's, it is flocked for its life, removed
 // on Ctrl-C and SIGTERM, and removed by the next run if its process was killed; done removes it.
 func scratchDir(name string) (dir string, done func(), err error) {
-	setup()
-	dir, lock, err := newPrivateDir(name)
-	if err != nil {
+	if dir, _, err = newPrivateDir(name); err != nil {
 		return "", nil, err
 	}
-	liveMu.Lock()
-	scratch[dir] = lock
-	liveMu.Unlock()
-	return dir, func() {
-		liveMu.Lock()
-		delete(scratch, dir)
-		liveMu.Unlock()
-		os.RemoveAll(dir)
-		lock.Unlock()
-	}, nil
+	return dir, func() { removePrivateDir(dir) }, nil
 }
 
 // ScratchDir makes a private folder for a suite's own host-side files (the package suite's
@@ -127,8 +125,15 @@ const dirPrefix = "azl-vmtest-"
 const maxSocketPath = 107
 
 // newPrivateDir makes a machine's private 0700 folder with a short name (the QMP socket lives
-// in it, and a unix socket path is at most 107 bytes) and locks it as this process's.
+// in it, and a unix socket path is at most 107 bytes), locks it as this process's and registers
+// it for the signal handler, which must be installed first; removePrivateDir removes it.
 func newPrivateDir(name string) (string, *cache.Lock, error) {
+	setup()
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	if stopping {
+		return "", nil, errors.New("not starting a VM: this process is stopping on a signal")
+	}
 	short := sanitize(name)
 	if len(short) > 16 {
 		short = short[:16]
@@ -147,7 +152,18 @@ func newPrivateDir(name string) (string, *cache.Lock, error) {
 		return "", nil, fmt.Errorf("locking the VM's private folder %s: %v", dir, err)
 	}
 	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(ownerPID), 0o600) // for people reading it
+	dirs[dir] = lock
 	return dir, lock, nil
+}
+
+// removePrivateDir removes a folder newPrivateDir made and frees its lock.
+func removePrivateDir(dir string) {
+	liveMu.Lock()
+	lock := dirs[dir]
+	delete(dirs, dir)
+	liveMu.Unlock()
+	os.RemoveAll(dir)
+	lock.Unlock()
 }
 
 // removeStaleDirs deletes private folders whose owner is gone: their owner.lock is free (the

@@ -22,11 +22,11 @@ import (
 // machines to stop; the handler must still wait for that Close before the process exits, or
 // the VM's folder is left behind (seen in make test: vmtest spawn stopped by vmtest stop).
 func TestStopAllWaitsForAMachineBeingClosed(t *testing.T) {
-	dir, lock, err := newPrivateDir("t")
+	dir, _, err := newPrivateDir("t")
 	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { removePrivateDir(dir) })
 	// Close waits for the start it cancels: that holds it at its start here.
-	m := &Machine{name: "t", dir: dir, dirLock: lock, cancelStart: func() {}}
+	m := &Machine{name: "t", dir: dir, cancelStart: func() {}}
 	m.starting.Add(1)
 	register(m)
 
@@ -35,6 +35,7 @@ func TestStopAllWaitsForAMachineBeingClosed(t *testing.T) {
 	require.Eventually(t, func() bool { m.mu.Lock(); defer m.mu.Unlock(); return m.closed }, 5*time.Second, time.Millisecond)
 
 	stopped := make(chan struct{})
+	resumeAfterStopAll(t)
 	go func() { stopAll(); close(stopped) }()
 	select {
 	case <-stopped:
@@ -104,6 +105,7 @@ func TestCloseDuringQEMUStartStopsItFirst(t *testing.T) {
 		return len(written) > 0
 	}, 10*time.Second, 10*time.Millisecond, "the stand-in QEMU writes into the machine's folder")
 
+	resumeAfterStopAll(t)
 	stopAll() // what SIGINT and SIGTERM do
 	assert.Error(t, syscall.Kill(pid, 0), "the QEMU being started (pid %d) still runs after Close", pid)
 	assert.NoDirExists(t, dirs[0], "the machine's folder is removed")
@@ -114,4 +116,32 @@ func TestCloseDuringQEMUStartStopsItFirst(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the start did not end within 5 s of Close")
 	}
+}
+
+// TestStopAllLeavesNoFolderOfAStartUnderWay: a signal that comes while a start is between its
+// checks and its machine (make test: SIGTERM 1.6 s into a child's restore left its folder)
+// must still leave no private folder. A folder made before the handler began, whose machine
+// is not registered yet, is removed; none can be made after it began.
+func TestStopAllLeavesNoFolderOfAStartUnderWay(t *testing.T) {
+	t.Setenv("TMPDIR", t.TempDir())
+	made, _, err := newPrivateDir("made")
+	require.NoError(t, err)
+	resumeAfterStopAll(t)
+	stopAll()
+	assert.NoDirExists(t, made, "the folder of a machine not yet registered when the signal came")
+	dir, _, err := newPrivateDir("late")
+	assert.ErrorContains(t, err, "stopping on a signal", "a folder asked for after the handler began")
+	assert.Empty(t, dir)
+	left, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	assert.Empty(t, left, "private folders left after stopAll")
+}
+
+// resumeAfterStopAll lets this test process make folders again after the test's stopAll (a
+// real one exits).
+func resumeAfterStopAll(t *testing.T) {
+	t.Cleanup(func() {
+		liveMu.Lock()
+		stopping = false
+		liveMu.Unlock()
+	})
 }

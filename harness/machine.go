@@ -18,7 +18,6 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
 	"github.com/azl-vmtest/azl-vmtest/harness/azure"
-	"github.com/azl-vmtest/azl-vmtest/harness/cache"
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
 	"github.com/azl-vmtest/azl-vmtest/harness/console"
 	"github.com/azl-vmtest/azl-vmtest/harness/profile"
@@ -30,10 +29,9 @@ import (
 
 // Machine is a booted guest reachable over SSH.
 type Machine struct {
-	cfg     Config
-	name    string
-	dir     string      // private, 0700: overlay, keys, QMP socket, console log
-	dirLock *cache.Lock // held while the folder is this process's (see removeStaleDirs)
+	cfg  Config
+	name string
+	dir  string // private, 0700: overlay, keys, QMP socket, console log
 	// faultReported: Dead already waited for the console after a fault QEMU reported.
 	faultReported bool
 	closing       sync.WaitGroup // held while Close runs
@@ -155,11 +153,11 @@ type launch struct {
 // with the context returned, which Close cancels, and calls m.starting.Done when the start
 // returns (before removeIfNeverStarted, which closes it).
 func (l launch) newMachine(ctx context.Context, name string, logf func(string, ...any)) (*Machine, context.Context, error) {
-	dir, lock, err := newPrivateDir(name)
+	dir, _, err := newPrivateDir(name)
 	if err != nil {
 		return nil, nil, err
 	}
-	m := &Machine{cfg: l.cfg, name: name, dir: dir, dirLock: lock, profile: l.prof, logf: logf}
+	m := &Machine{cfg: l.cfg, name: name, dir: dir, profile: l.prof, logf: logf}
 	ctx = m.beginStart(ctx)
 	register(m) // from now on a signal stops it and removes its folder
 	return m, ctx, nil
@@ -461,8 +459,7 @@ func (m *Machine) Close() {
 	if m.console != nil {
 		m.console.Close()
 	}
-	os.RemoveAll(m.dir)
-	m.dirLock.Unlock()
+	removePrivateDir(m.dir)
 }
 
 // Restored reports whether the machine was started from a saved booted state (and which)

@@ -191,11 +191,11 @@ var ConnectTimeout = 90 * time.Second
 // pinned host key and accept the key. Nothing is booted, seeded or saved: the machine is the
 // user's.
 func connect(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
-	dir, lock, err := newPrivateDir(name)
+	dir, _, err := newPrivateDir(name)
 	if err != nil {
 		return nil, err
 	}
-	m := &Machine{cfg: cfg, name: name, dir: dir, dirLock: lock, logf: logf, started: time.Now()}
+	m := &Machine{cfg: cfg, name: name, dir: dir, logf: logf, started: time.Now()}
 	register(m)
 	t := cfg.Target
 	m.hostKey = &cloudinit.KeyPair{PublicLine: strings.TrimSpace(string(gossh.MarshalAuthorizedKey(t.HostKey)))}

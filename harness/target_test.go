@@ -145,7 +145,7 @@ func TestSuiteScratchFolderIsRemovedOnASignal(t *testing.T) {
 func inScratch(dir string) bool {
 	liveMu.Lock()
 	defer liveMu.Unlock()
-	_, ok := scratch[dir]
+	_, ok := dirs[dir]
 	return ok
 }
 
