@@ -132,7 +132,7 @@ func newPrivateDir(name string) (string, *cache.Lock, error) {
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	if stopping {
-		return "", nil, errors.New("not starting a VM: this process is stopping on a signal")
+		return "", nil, errors.New("not making a private folder (for a VM or a scratch file): this process is stopping on a signal")
 	}
 	short := sanitize(name)
 	if len(short) > 16 {
