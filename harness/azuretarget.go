@@ -77,7 +77,7 @@ func azureProvisioner(ctx context.Context, cfg azure.Config, logf func(string, .
 // the machine is returned with the error, for its artifacts (the serial log of a VM that never
 // answered) to be taken before Close deletes it, as a QEMU machine's are.
 func provision(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
-	dir, _, err := newPrivateDir(name)
+	dir, err := newPrivateDir(name)
 	if err != nil {
 		return nil, err
 	}

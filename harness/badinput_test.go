@@ -150,7 +150,7 @@ func longDir(t *testing.T) string {
 
 // A 100-character test name still gives a private folder whose socket path fits.
 func TestLongTestNameShortFolder(t *testing.T) {
-	dir, _, err := newPrivateDir(strings.Repeat("TestSomethingVeryLong/", 5))
+	dir, err := newPrivateDir(strings.Repeat("TestSomethingVeryLong/", 5))
 	require.NoError(t, err)
 	defer removePrivateDir(dir)
 	assert.LessOrEqual(t, len(filepath.Join(dir, "qmp.sock")), maxSocketPath)
@@ -160,14 +160,14 @@ func TestLongTestNameShortFolder(t *testing.T) {
 // A run's folder whose owner is alive stays; one whose owner died (its lock free) goes.
 func TestStaleFoldersByLock(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	live, _, err := newPrivateDir("live")
+	live, err := newPrivateDir("live")
 	require.NoError(t, err)
-	dead, deadLock, err := newPrivateDir("dead")
+	dead, err := newPrivateDir("dead")
 	require.NoError(t, err)
-	deadLock.Unlock() // as the kernel does when its process dies
-	young, youngLock, err := newPrivateDir("young")
+	unlockDir(dead) // as the kernel does when its process dies
+	young, err := newPrivateDir("young")
 	require.NoError(t, err)
-	youngLock.Unlock()
+	unlockDir(young)
 	for _, d := range []string{live, dead, young} {
 		defer removePrivateDir(d)
 	}
@@ -179,6 +179,13 @@ func TestStaleFoldersByLock(t *testing.T) {
 	assert.DirExists(t, young, "a folder made in the last minute (its owner may not hold its lock yet)")
 	assert.DirExists(t, live, "a folder whose owner holds its lock")
 	assert.NoDirExists(t, dead, "a folder whose owner is gone")
+}
+
+// unlockDir frees a private folder's lock, as the kernel does when its owner dies.
+func unlockDir(dir string) {
+	liveMu.Lock()
+	defer liveMu.Unlock()
+	dirs[dir].Unlock()
 }
 
 // The architecture check reads the boot loaders' PE headers: the right architecture passes,

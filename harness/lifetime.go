@@ -92,7 +92,7 @@ func stopAll() {
 // copy sectors and the ESP out of the image). Like a VM's, it is flocked for its life, removed
 // on Ctrl-C and SIGTERM, and removed by the next run if its process was killed; done removes it.
 func scratchDir(name string) (dir string, done func(), err error) {
-	if dir, _, err = newPrivateDir(name); err != nil {
+	if dir, err = newPrivateDir(name); err != nil {
 		return "", nil, err
 	}
 	return dir, func() { removePrivateDir(dir) }, nil
@@ -127,12 +127,12 @@ const maxSocketPath = 107
 // newPrivateDir makes a machine's private 0700 folder with a short name (the QMP socket lives
 // in it, and a unix socket path is at most 107 bytes), locks it as this process's and registers
 // it for the signal handler, which must be installed first; removePrivateDir removes it.
-func newPrivateDir(name string) (string, *cache.Lock, error) {
+func newPrivateDir(name string) (string, error) {
 	setup()
 	liveMu.Lock()
 	defer liveMu.Unlock()
 	if stopping {
-		return "", nil, errors.New("not making a private folder (for a VM or a scratch file): this process is stopping on a signal")
+		return "", errors.New("not making a private folder (for a VM or a scratch file): this process is stopping on a signal")
 	}
 	short := sanitize(name)
 	if len(short) > 16 {
@@ -140,20 +140,20 @@ func newPrivateDir(name string) (string, *cache.Lock, error) {
 	}
 	dir, err := os.MkdirTemp("", dirPrefix+short+"-")
 	if err != nil {
-		return "", nil, fmt.Errorf("making the VM's private folder: %w (set TMPDIR to a writable folder)", err)
+		return "", fmt.Errorf("making the VM's private folder: %w (set TMPDIR to a writable folder)", err)
 	}
 	if n := len(filepath.Join(dir, "qmp.sock")); n > maxSocketPath {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("TMPDIR %s is too long: the VM's QMP socket path would be %d bytes, over the %d a unix socket allows; set TMPDIR to a shorter folder (e.g. /tmp)", os.TempDir(), n, maxSocketPath)
+		return "", fmt.Errorf("TMPDIR %s is too long: the VM's QMP socket path would be %d bytes, over the %d a unix socket allows; set TMPDIR to a shorter folder (e.g. /tmp)", os.TempDir(), n, maxSocketPath)
 	}
 	lock, ok, err := cache.TryLock(filepath.Join(dir, "owner.lock"))
 	if err != nil || !ok {
 		os.RemoveAll(dir)
-		return "", nil, fmt.Errorf("locking the VM's private folder %s: %v", dir, err)
+		return "", fmt.Errorf("locking the VM's private folder %s: %v", dir, err)
 	}
 	_ = os.WriteFile(filepath.Join(dir, "owner.pid"), []byte(ownerPID), 0o600) // for people reading it
 	dirs[dir] = lock
-	return dir, lock, nil
+	return dir, nil
 }
 
 // removePrivateDir removes a folder newPrivateDir made and frees its lock.

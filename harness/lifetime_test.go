@@ -22,7 +22,7 @@ import (
 // machines to stop; the handler must still wait for that Close before the process exits, or
 // the VM's folder is left behind (seen in make test: vmtest spawn stopped by vmtest stop).
 func TestStopAllWaitsForAMachineBeingClosed(t *testing.T) {
-	dir, _, err := newPrivateDir("t")
+	dir, err := newPrivateDir("t")
 	require.NoError(t, err)
 	t.Cleanup(func() { removePrivateDir(dir) })
 	// Close waits for the start it cancels: that holds it at its start here.
@@ -124,12 +124,12 @@ func TestCloseDuringQEMUStartStopsItFirst(t *testing.T) {
 // is not registered yet, is removed; none can be made after it began.
 func TestStopAllLeavesNoFolderOfAStartUnderWay(t *testing.T) {
 	t.Setenv("TMPDIR", t.TempDir())
-	made, _, err := newPrivateDir("made")
+	made, err := newPrivateDir("made")
 	require.NoError(t, err)
 	resumeAfterStopAll(t)
 	stopAll()
 	assert.NoDirExists(t, made, "the folder of a machine not yet registered when the signal came")
-	dir, _, err := newPrivateDir("late")
+	dir, err := newPrivateDir("late")
 	assert.ErrorContains(t, err, "stopping on a signal", "a folder asked for after the handler began")
 	assert.Empty(t, dir)
 	left, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))

@@ -153,7 +153,7 @@ type launch struct {
 // with the context returned, which Close cancels, and calls m.starting.Done when the start
 // returns (before removeIfNeverStarted, which closes it).
 func (l launch) newMachine(ctx context.Context, name string, logf func(string, ...any)) (*Machine, context.Context, error) {
-	dir, _, err := newPrivateDir(name)
+	dir, err := newPrivateDir(name)
 	if err != nil {
 		return nil, nil, err
 	}

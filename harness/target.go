@@ -191,7 +191,7 @@ var ConnectTimeout = 90 * time.Second
 // pinned host key and accept the key. Nothing is booted, seeded or saved: the machine is the
 // user's.
 func connect(ctx context.Context, cfg Config, name string, logf func(string, ...any)) (*Machine, error) {
-	dir, _, err := newPrivateDir(name)
+	dir, err := newPrivateDir(name)
 	if err != nil {
 		return nil, err
 	}
