@@ -7,6 +7,10 @@
 # message and artifact folder, each skip's reason) and, as the last lines, the totals with the
 # VMs booted and restored, and one line per failure.
 # FOREIGN_SHORT=1 runs the suites of architectures other than the host's with go test -short.
+# Each run first builds (or finds in the cache) the stand-in images it needs, so on a new machine
+# the host's runs start as soon as the host's image is built, while the other architecture's
+# image still builds under qemu-user (20-30 minutes that leave about one core idle: its package
+# scripts run one at a time). Runs that need the same image wait on its lock and build it once.
 # Usage: scripts/vmtests.sh [selftest] [suites]   (default: both)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -31,11 +35,23 @@ host=$(uname -m)
 mkdir -p "$arts"
 rm -f "$arts"/junit-*.xml "$arts"/test2json-*.json "$arts/vm-starts.tsv" "$arts/summary.md"
 start=$(date +%s)
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -o "$bin/vmtest" ./cmd/vmtest || exit
 names=() pids=()
-run() { # name arch flavour package...
-  local name=$1 arch=$2 standin=$3
-  shift 3
+run() { # name arch flavour "arch:flavour ..." (the images it needs) package...
+  local name=$1 arch=$2 standin=$3 images=$4
+  shift 4
   (
+    # A user's own image (VMTEST_IMAGE) needs no stand-in.
+    [[ -n ${VMTEST_IMAGE:-} ]] && images=
+    for im in $images; do
+      "$bin/vmtest" image build -arch "${im%:*}" -flavour "${im#*:}" 2>&1 >/dev/null | sed -u "s/^/[$name] /"
+      if ((PIPESTATUS[0])); then
+        echo "[$name] vmtests: no ${im#*:} ${im%:*} stand-in image (its build failed above): not running $*"
+        exit 1
+      fi
+    done
     VMTEST_ARCH=$arch VMTEST_STANDIN=$standin "$gotestsum" --junitfile "$arts/junit-$name.xml" --jsonfile "$arts/test2json-$name.json" --format testname -- \
       -count=1 -timeout "$timeout" "$@" 2>&1 | sed -u "s/^/[$name] /"
     rc=${PIPESTATUS[0]}
@@ -60,10 +76,15 @@ for w in "${what[@]}"; do
     a='^(TestBrokenGuestFailsExactlyTheMatchingChecks|TestStoppedGuestCaughtByHeartbeat|TestSSHDKilledMidCommand|TestBadImageFailsFast|TestInvalidUserDataFailsFast)$'
     b='^(TestAzureTargetRunsOnAFakeCloud|TestRefusalsFailWhenSignaturesAreNotChecked|TestNoQEMUAfterSignals|TestSignalsAtRandomPoints|TestKilledQEMUFailsClearly|TestSSHTargetRunsTheBootSuite)$'
     c='^(TestSavedStateKeyAndIntegrity|TestPanicReportedByPvpanic|TestUnexpectedDenialFailsTheTest)$'
-    run "selftest-$host" "$host" standard -skip "$a|$b|$c" ./harness/selftest/
-    run "selftest-a-$host" "$host" standard -run "$a" ./harness/selftest/
-    run "selftest-b-$host" "$host" standard -run "$b" ./harness/selftest/
-    run "selftest-c-$host" "$host" standard -run "$c" ./harness/selftest/
+    # TestOtherArchitectureBoots runs alone: it waits for every architecture's image.
+    o='^TestOtherArchitectureBoots$'
+    all=
+    for x in "${arches[@]}"; do all+=" $x:standard"; done
+    run "selftest-$host" "$host" standard "$host:standard" -skip "$a|$b|$c|$o" ./harness/selftest/
+    run "selftest-arches-$host" "$host" standard "$all" -run "$o" ./harness/selftest/
+    run "selftest-a-$host" "$host" standard "$host:standard" -run "$a" ./harness/selftest/
+    run "selftest-b-$host" "$host" standard "$host:standard" -run "$b" ./harness/selftest/
+    run "selftest-c-$host" "$host" standard "$host:standard" -run "$c" ./harness/selftest/
     ;;
   suites)
     for a in "${arches[@]}"; do
@@ -71,9 +92,10 @@ for w in "${what[@]}"; do
       # leaving out the long tests whose subject it does not change (harness.Long).
       short=()
       [[ ${FOREIGN_SHORT:-0} == 1 && $a != "$host" ]] && short=(-short)
-      run "suites-$a" "$a" standard "${short[@]}" ./suites/...
+      run "suites-$a" "$a" standard "$a:standard" "${short[@]}" ./suites/...
     done
-    [[ -n $fips ]] && run "suites-fips-$host" "$host" fips ./suites/fips/
+    # The standard image first: both flavours fill one package cache, so they build in turn.
+    [[ -n $fips ]] && run "suites-fips-$host" "$host" fips "$host:standard $host:fips" ./suites/fips/
     ;;
   esac
 done
@@ -81,10 +103,10 @@ done
 # terminal, and each test binary stops its own VMs.
 trap 'trap "" INT TERM; kill -INT 0; wait; exit 130' INT TERM
 
-rc=0
+rc=0 failedruns=()
 for i in "${!pids[@]}"; do
   if ! wait "${pids[$i]}"; then
-    echo "vmtests: ${names[$i]} failed" >&2
+    failedruns+=("${names[$i]}")
     rc=1
   fi
 done
@@ -101,6 +123,8 @@ printf '{"wall_s": %d, "tests": %d, "failed": %d, "skipped": %d, "boots": %d, "r
   "$wall" "$tests" "$failed" "$skipped" "$boots" "$restores" "$saves" >"$arts/vmtests.json"
 echo "vmtests: ${wall}s; VMs: $boots booted for real ($saves saved their state for later restores), $restores restored; JUnit: $arts/junit-*.xml"
 echo "vmtests: $((tests - failed - skipped)) passed, $failed failed, $skipped skipped"
+# A run can fail without a failed test (its image did not build, its binary did not compile).
+for n in "${failedruns[@]}"; do echo "vmtests: $n failed (its lines start with [$n])"; done
 # Last, so that a CI log's tail names every failure with its first message.
 go run ./cmd/vmtest-report -o "$arts/summary.md" -starts "$arts/vm-starts.tsv" -wall "$wall" \
   "$arts"/test2json-*.json | sed 's/^/vmtests: /'
