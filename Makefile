@@ -44,7 +44,7 @@ unit:
 # builds (or finds in the cache) the images each run needs before the run starts, so the host's
 # runs need not wait for another architecture's image.
 selftest: setup
-	GOTESTSUM=$(GOTESTSUM) SUITES_TIMEOUT=$(SELFTEST_TIMEOUT) scripts/vmtests.sh selftest
+	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) SUITES_TIMEOUT=$(SELFTEST_TIMEOUT) scripts/vmtests.sh selftest
 
 # Every suite on every architecture in ARCHES (VMTEST_IMAGE overrides the stand-in).
 suites: setup
