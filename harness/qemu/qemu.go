@@ -20,9 +20,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
 	"github.com/azl-vmtest/azl-vmtest/harness/qmp"
@@ -261,14 +258,10 @@ func start(ctx context.Context, c Config, overlay, vars string, ports map[int]in
 	}
 	inst.cmd = cmd
 	// Pdeathsig fires when the thread that forked QEMU exits, so fork from a locked thread that
-	// lives exactly as long as QEMU. Under TCG that thread first takes SCHED_BATCH, which QEMU
-	// and every thread it starts inherit (see batchThisThread).
+	// lives exactly as long as QEMU.
 	started := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
-		if c.Accel != AccelKVM {
-			batchThisThread()
-		}
 		if err := cmd.Start(); err != nil {
 			started <- err
 			runtime.UnlockOSThread()
@@ -410,20 +403,6 @@ func HostMemoryMB(c Config) int {
 		mb += TCGCodeBufferMB
 	}
 	return mb
-}
-
-// batchThisThread puts the calling OS thread under SCHED_BATCH, keeping its nice value; the
-// caller must hold it (runtime.LockOSThread) and never hand it back. A process forked from it
-// inherits the policy, and so does every thread that process starts: QEMU's vCPU, I/O and RCU
-// threads alike, with no window in which one runs under the normal policy. SCHED_BATCH tells
-// the kernel the threads are CPU-bound: a waking thread no longer preempts the one running,
-// so TCG guests that share the cores switch less and keep their caches warm. Measured here (two
-// cores, four busy one-vCPU guests): the same guest work cost about 13% less QEMU CPU time. A
-// host that refuses it (a seccomp filter) runs QEMU under the normal policy: nothing else
-// depends on it, so the refusal is not an error.
-func batchThisThread() {
-	param := struct{ priority int32 }{0} // struct sched_param: SCHED_BATCH takes priority 0
-	_, _, _ = unix.RawSyscall(unix.SYS_SCHED_SETSCHEDULER, 0, unix.SCHED_BATCH, uintptr(unsafe.Pointer(&param)))
 }
 
 // SetNice sets the scheduling priority (the nice value) of every QEMU thread: Linux keeps one

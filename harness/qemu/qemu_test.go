@@ -7,10 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -219,44 +216,4 @@ func TestUnitFailedStatus(t *testing.T) {
 	assert.False(t, failedStatus(exit("kill -INT $$")), "ended by SIGINT")
 	assert.False(t, failedStatus(exit("kill -KILL $$")), "ended by SIGKILL")
 	assert.False(t, failedStatus(errors.New("not started")), "not an exit error")
-}
-
-// A process forked from a thread that batchThisThread set runs under SCHED_BATCH (policy 3 in
-// /proc/PID/sched), as does what it forks in turn; the test process's other threads keep the
-// normal policy (0).
-func TestUnitBatchIsInherited(t *testing.T) {
-	policy := func(task string) string {
-		b, err := os.ReadFile("/proc/" + task + "/sched")
-		require.NoError(t, err)
-		for _, l := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(l); len(f) == 3 && f[0] == "policy" {
-				return f[2]
-			}
-		}
-		t.Fatalf("no policy line in /proc/%s/sched:\n%s", task, b)
-		return ""
-	}
-	cmd := exec.Command("sh", "-c", "sleep 30 & echo $!; wait")
-	out, err := cmd.StdoutPipe()
-	require.NoError(t, err)
-	started := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with this goroutine
-		batchThisThread()
-		started <- cmd.Start()
-	}()
-	require.NoError(t, <-started)
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	var grandchild int
-	_, err = fmt.Fscan(out, &grandchild)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = syscall.Kill(grandchild, syscall.SIGKILL) })
-
-	assert.Equal(t, "3", policy(strconv.Itoa(cmd.Process.Pid)), "the forked process")
-	assert.Equal(t, "3", policy(strconv.Itoa(grandchild)), "what it forked")
-	// This goroutine's thread, locked so that it cannot be the one that forked (that one ended
-	// with its goroutine, or is the main thread, which the runtime then never uses again).
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	assert.Equal(t, "0", policy(fmt.Sprintf("self/task/%d", syscall.Gettid())), "a thread of the test process that did not fork")
 }
