@@ -93,6 +93,7 @@ func MemTotalMB() int {
 // Grant is one VM's place on the host (or one boot's).
 type Grant struct {
 	lock *cache.Lock // a boot slot
+	dir  string      // the slots folder (guarded by mu)
 	// A VM's (guarded by mu):
 	s     *slot // the slot it runs on
 	memMB int
@@ -120,7 +121,7 @@ func (g *Grant) Release() {
 	mu.Lock()
 	defer mu.Unlock()
 	if g.s != nil {
-		if unlock, err := lockFolder(); err == nil { // else rewritten without it
+		if unlock, err := lockFolder(g.dir); err == nil { // else rewritten without it
 			defer unlock()
 		}
 		g.s.leave(g)
@@ -128,14 +129,10 @@ func (g *Grant) Release() {
 	}
 }
 
-// lockFolder takes the slots folder's mutex, under which slot files are written and read (a
-// file read while it is rewritten would count no memory), and returns its release. A caller
-// that also holds mu took mu first.
-func lockFolder() (unlock func(), err error) {
-	dir, err := cache.Sub("slots")
-	if err != nil {
-		return nil, err
-	}
+// lockFolder takes the mutex of the slots folder dir, under which slot files are written and
+// read (a file read while it is rewritten would count no memory), and returns its release. A
+// caller that also holds mu took mu first.
+func lockFolder(dir string) (unlock func(), err error) {
 	mutex, err := cache.AcquireLock(context.Background(), filepath.Join(dir, "mutex"), nil)
 	if err != nil {
 		return nil, err
@@ -261,7 +258,7 @@ func AcquireBoot(ctx context.Context, vcpus int, log func(string, ...any)) (*Gra
 	told := false
 	for {
 		g, used, _, err := func() (*Grant, int, int, error) {
-			unlock, err := lockFolder()
+			unlock, err := lockFolder(dir)
 			if err != nil {
 				return nil, 0, 0, err
 			}
@@ -335,7 +332,7 @@ func place(ctx context.Context, g *Grant, log func(string, ...any)) error {
 		if overBudget(dir, b) {
 			log("every VM slot is held by a process that waits for another (or keeps its VM for a person): starting this VM over the budget rather than deadlocking")
 			mu.Lock()
-			unlock, err := lockFolder()
+			unlock, err := lockFolder(dir)
 			s := &slot{}
 			procSlots = append(procSlots, s)
 			s.join(g) // without the mutex where it could not be taken
@@ -359,10 +356,11 @@ func place(ctx context.Context, g *Grant, log func(string, ...any)) error {
 func placeNow(dir string, b Budget, g *Grant) (placed bool, shared, usedVMs, usedMB int, err error) {
 	mu.Lock()
 	defer mu.Unlock()
+	g.dir = dir
 	if g.s != nil && !g.s.othersBusy(g) {
 		return true, 0, 0, 0, nil
 	}
-	unlock, err := lockFolder()
+	unlock, err := lockFolder(dir)
 	if err != nil {
 		return false, 0, 0, 0, err
 	}
