@@ -93,9 +93,9 @@ func MemTotalMB() int {
 // Grant is one VM's place on the host (or one boot's).
 type Grant struct {
 	lock *cache.Lock // a boot slot
-	dir  string      // the slots folder (guarded by mu)
 	// A VM's (guarded by mu):
-	s     *slot // the slot it runs on
+	dir   string // the slots folder it was placed in
+	s     *slot  // the slot it runs on
 	memMB int
 	idle  bool // Idle until Busy: another VM of this process may run on its slot meanwhile
 }
