@@ -12,12 +12,14 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
 	"github.com/azl-vmtest/azl-vmtest/harness/timeline"
+	"github.com/azl-vmtest/azl-vmtest/harness/unitcpu"
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
 // saveArtifacts writes what is needed to debug the machine to dst: the console log, QEMU's argv,
 // the user-data, the boot stages (text and a timeline picture) and, if the guest still answers,
-// its journal, cloud-init log, kernel log and boot chart (systemd-analyze plot). Pipelines
+// its journal, cloud-init log, kernel log, boot chart (systemd-analyze plot) and CPU time by
+// unit (harness/unitcpu). Pipelines
 // upload artifacts: no private key is ever written (the user-data's host key is redacted; the
 // test user's key stays in the VM's private folder).
 func (m *Machine) saveArtifacts(dst string) error {
@@ -59,12 +61,21 @@ func (m *Machine) saveArtifacts(dst string) error {
 	return errors.Join(errs...)
 }
 
-// artifactLogs are the guest's logs an artifact folder gets, each read on its own.
-var artifactLogs = []struct{ file, cmd string }{
-	{"journal.txt", "sudo journalctl -b --no-pager -o short-monotonic"},
-	{"cloud-init.log", "sudo cat /var/log/cloud-init.log"},
-	{"dmesg.txt", "sudo dmesg"},
-	{"boot-chart.svg", "systemd-analyze plot"}, // the guest's own view of its boot, as a picture
+// artifactLogs are the guest's logs an artifact folder gets, each read on its own, and written
+// as read or as format makes them.
+var artifactLogs = []struct {
+	file, cmd string
+	format    func(string) (string, error)
+}{
+	{"journal.txt", "sudo journalctl -b --no-pager -o short-monotonic", nil},
+	{"cloud-init.log", "sudo cat /var/log/cloud-init.log", nil},
+	{"dmesg.txt", "sudo dmesg", nil},
+	{"boot-chart.svg", "systemd-analyze plot", nil}, // the guest's own view of its boot, as a picture
+	// Who used the guest's CPU: under TCG a slow boot or test is the guest's work, by unit.
+	{"unit-cpu.txt", unitcpu.Command, func(out string) (string, error) {
+		r, err := unitcpu.Parse(out)
+		return r.String(), err
+	}},
 }
 
 // artifactLogTimeout bounds each log read.
@@ -88,9 +99,19 @@ func readArtifactLogs(run func(context.Context, string) (ssh.Result, error), bou
 		case res.ExitCode != 0:
 			errs = append(errs, fmt.Errorf("%s: %q exited %d: %s", l.file, l.cmd, res.ExitCode, strings.TrimSpace(string(res.Stderr))))
 		}
-		if len(res.Stdout) > 0 {
-			write(l.file, string(res.Stdout))
+		if len(res.Stdout) == 0 {
+			continue
 		}
+		content := string(res.Stdout)
+		if l.format != nil && err == nil && !timedOut && res.ExitCode == 0 {
+			formatted, ferr := l.format(content)
+			if ferr != nil {
+				errs = append(errs, fmt.Errorf("%s: written as the guest sent it: %w", l.file, ferr))
+			} else {
+				content = formatted
+			}
+		}
+		write(l.file, content)
 	}
 	return errs
 }

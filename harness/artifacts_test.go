@@ -15,6 +15,7 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness/cloudinit"
 	"github.com/azl-vmtest/azl-vmtest/harness/ssh"
+	"github.com/azl-vmtest/azl-vmtest/harness/unitcpu"
 )
 
 // Artifacts are uploaded by pipelines: none may hold a private key, though the user-data the
@@ -80,6 +81,8 @@ func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 			return ssh.Result{ExitCode: 1, Stderr: []byte("cat: /var/log/cloud-init.log: No such file or directory\n")}, nil
 		case strings.Contains(cmd, "systemd-analyze plot"):
 			return ssh.Result{Stdout: []byte("<svg/>\n")}, nil
+		case cmd == unitcpu.Command:
+			return ssh.Result{Stdout: []byte("Id=cloud-init.service\nCPUUsageNSec=2500000000\n\n4.00 1.00\n1\n")}, nil
 		}
 		return ssh.Result{Stdout: []byte("[    0.000000] Linux version 6.1\n")}, nil
 	}
@@ -90,5 +93,29 @@ func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 	require.Len(t, errs, 2)
 	assert.EqualError(t, errs[0], "journal.txt: the guest did not send it within 200ms")
 	assert.Contains(t, errs[1].Error(), `cloud-init.log: "sudo cat /var/log/cloud-init.log" exited 1: cat: /var/log/cloud-init.log: No such file or directory`)
-	assert.Equal(t, map[string]string{"dmesg.txt": "[    0.000000] Linux version 6.1\n", "boot-chart.svg": "<svg/>\n"}, written, "the logs after the slow one are still written")
+	assert.Equal(t, "[    0.000000] Linux version 6.1\n", written["dmesg.txt"], "the logs after the slow one are still written")
+	assert.Equal(t, "<svg/>\n", written["boot-chart.svg"])
+	assert.Equal(t, "guest CPU time by systemd unit since its boot: 3.0 s busy of 4.0 s up\n"+
+		"    2.50 s  83.3%  cloud-init.service\n"+
+		"    0.50 s  16.7%  (outside these units: the kernel and initramfs before the service manager, kernel threads, interrupts; units no longer loaded)\n",
+		written["unit-cpu.txt"], "the CPU time by unit is written as a table")
+	assert.Len(t, written, 3)
+}
+
+// A guest whose service manager keeps no CPU usage still gets its answer written, as sent, and
+// the error says what to turn on.
+func TestArtifactUnitCPUUnreadableWrittenAsSent(t *testing.T) {
+	const sent = "Id=sshd.service\nCPUUsageNSec=[not set]\n\n4.00 1.00\n1\n"
+	run := func(ctx context.Context, cmd string) (ssh.Result, error) {
+		if cmd == unitcpu.Command {
+			return ssh.Result{Stdout: []byte(sent)}, nil
+		}
+		return ssh.Result{Stdout: []byte("log\n")}, nil
+	}
+	written := map[string]string{}
+	errs := readArtifactLogs(run, time.Second, func(name, content string) { written[name] = content })
+	require.Len(t, errs, 1)
+	assert.Contains(t, errs[0].Error(), "unit-cpu.txt: written as the guest sent it: unitcpu: systemd keeps no CPU usage for the guest's 1 units: turn on DefaultCPUAccounting=yes")
+	assert.Equal(t, sent, written["unit-cpu.txt"])
+	assert.Equal(t, "log\n", written["journal.txt"])
 }

@@ -1,0 +1,66 @@
+package unitcpu
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// standin-x86_64.txt is Command's output from a restored x86-64 stand-in (its saved state's
+// boot ran beside make test's other VMs, so its units used more than a quiet boot's).
+func TestParseRecordedGuest(t *testing.T) {
+	b, err := os.ReadFile("testdata/standin-x86_64.txt")
+	require.NoError(t, err)
+	r, err := Parse(string(b))
+	require.NoError(t, err)
+	require.Len(t, r.Units, 39)
+	assert.Equal(t, Unit{"cloud-init.service", 35254363000}, r.Units[0], "busiest first")
+	for i := 1; i < len(r.Units); i++ {
+		assert.GreaterOrEqual(t, r.Units[i-1].CPU, r.Units[i].CPU)
+	}
+	// 414.73 s up, 73.83 s idle, one CPU.
+	assert.Equal(t, 340900*time.Millisecond, r.Busy.Round(time.Millisecond))
+	assert.Equal(t, 414730*time.Millisecond, r.Uptime)
+	cloudInit := r.Sum(func(n string) bool { return strings.HasPrefix(n, "cloud-") })
+	assert.Greater(t, cloudInit, 22*time.Second)
+	assert.Equal(t, r.Busy-r.Sum(func(string) bool { return true }), r.Outside())
+	assert.Positive(t, r.Outside())
+
+	s := r.String()
+	assert.Contains(t, s, "340.9 s busy of 414.7 s up")
+	assert.Regexp(t, `(?m)^\s+35\.25 s\s+10\.3%  cloud-init\.service$`, s)
+	assert.Contains(t, s, "outside these units")
+}
+
+func TestParseEitherPropertyOrder(t *testing.T) {
+	r, err := Parse("Id=a.service\nCPUUsageNSec=1000000000\n\nCPUUsageNSec=3000000000\nId=b.scope\n" +
+		"3.50 2.00\n2\n")
+	require.NoError(t, err)
+	assert.Equal(t, []Unit{{"b.scope", 3 * time.Second}, {"a.service", time.Second}}, r.Units)
+	assert.Equal(t, 5*time.Second, r.Busy, "two CPUs for 3.5 s, 2 s of it idle")
+	assert.Equal(t, time.Second, r.Outside())
+}
+
+func TestParseRefusesWhatIsNotItsOutput(t *testing.T) {
+	const tail = "12.50 3.00\n1\n"
+	for name, c := range map[string]struct{ out, want string }{
+		"accounting off": {"Id=a.service\nCPUUsageNSec=[not set]\n\nId=b.service\nCPUUsageNSec=[not set]\n" + tail,
+			"systemd keeps no CPU usage for the guest's 2 units: turn on DefaultCPUAccounting=yes"},
+		"no units":          {tail, "no unit in systemctl show's output"},
+		"usage without id":  {"CPUUsageNSec=5\n\n" + tail, `expected Id and CPUUsageNSec in each block, got Id="" CPUUsageNSec="5"`},
+		"not nanoseconds":   {"Id=a.service\nCPUUsageNSec=lots\n" + tail, `a.service: CPUUsageNSec="lots" is not a count`},
+		"no CPU count":      {"Id=a.service\nCPUUsageNSec=5\n12.50 3.00\n", "expected the number of CPUs"},
+		"no uptime":         {"Id=a.service\nCPUUsageNSec=5\nup\n1\n", "expected /proc/uptime"},
+		"too short to read": {"1\n", "expected unit blocks"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(c.out)
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), c.want)
+		})
+	}
+}
