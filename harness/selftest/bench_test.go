@@ -16,11 +16,13 @@ import (
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
+	"github.com/azl-vmtest/azl-vmtest/harness/unitcpu"
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
 )
 
 // TestBenchReport measures the harness (make bench): per architecture, a real boot's stages
-// and readiness gap (and its parts), a fresh handshake, a command's round trip (and how much of
+// and readiness gap (and its parts), the guest's CPU time to ready by systemd unit, a fresh
+// handshake, a command's round trip (and how much of
 // it is the session's channel), a probe's cost in a RunAll batch, the saved state's boot and
 // save times and a restore's stages (medians of up to 3: the state loaded, sshd's banner, the
 // first SSH handshake, the first command answered, ready); with the last make test's wall time
@@ -71,6 +73,27 @@ func TestBenchReport(t *testing.T) {
 				add(p+"boot.gap_handshake_s", "s", handshake.Seconds())
 			}
 			ctx := t.Context()
+			// Who used the guest's CPU to get there (harness/unitcpu): the busy time, cloud-init's
+			// four stages together, the busiest units, and what no unit accounts for.
+			cpu, err := m.Run(ctx, unitcpu.Command)
+			require.NoError(t, err)
+			require.Zero(t, cpu.ExitCode, "%s: %s", unitcpu.Command, cpu.Stderr)
+			uc, err := unitcpu.Parse(string(cpu.Stdout))
+			require.NoError(t, err)
+			t.Logf("%s at ready:\n%s", a.Name, uc)
+			add(p+"boot.cpu_busy_s", "s", uc.Busy.Seconds())
+			add(p+"boot.cpu_cloud_init_s", "s", uc.Sum(isCloudInitStage).Seconds())
+			add(p+"boot.cpu_outside_units_s", "s", uc.Outside().Seconds())
+			byUnit := map[string]float64{}
+			for i, u := range uc.Units {
+				if i < 6 {
+					rows = append(rows, [2]string{p + "boot.cpu." + u.Name, fmt.Sprintf("%.2f s", u.CPU.Seconds())})
+				}
+				if u.CPU >= 50*time.Millisecond {
+					byUnit[u.Name] = u.CPU.Seconds()
+				}
+			}
+			report[p+"boot.cpu_by_unit_s"] = byUnit
 			hs, err := m.HandshakeTime(ctx)
 			require.NoError(t, err)
 			add(p+"ssh.handshake_ms", "ms", ms(hs))
@@ -152,9 +175,9 @@ func TestBenchReport(t *testing.T) {
 		}
 	}
 	var out strings.Builder
-	fmt.Fprintf(&out, "%-40s %s\n", "measure", "value")
+	fmt.Fprintf(&out, "%-44s %s\n", "measure", "value")
 	for _, r := range rows {
-		fmt.Fprintf(&out, "%-40s %s\n", r[0], r[1])
+		fmt.Fprintf(&out, "%-44s %s\n", r[0], r[1])
 	}
 	fmt.Print(out.String())
 	b, err := json.MarshalIndent(report, "", "  ")
@@ -162,6 +185,12 @@ func TestBenchReport(t *testing.T) {
 	require.NoError(t, os.MkdirAll(cfg.Artifacts, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(cfg.Artifacts, "bench.json"), b, 0o644))
 	t.Logf("wrote %s", filepath.Join(cfg.Artifacts, "bench.json"))
+}
+
+// isCloudInitStage: cloud-init's four stages, each a unit (cloud-init-local, cloud-init,
+// cloud-config, cloud-final).
+func isCloudInitStage(unit string) bool {
+	return strings.HasPrefix(unit, "cloud-") && strings.HasSuffix(unit, ".service")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
