@@ -120,10 +120,10 @@ func (r Report) Outside() time.Duration {
 	return max(r.Busy-r.Sum(func(string) bool { return true }), 0)
 }
 
-// String is a table, busiest first: each unit that used at least min of CPU, then the rest
+// String is a table, busiest first: each unit that used at least 50 ms of CPU, then the rest
 // together, then the time outside the units.
 func (r Report) String() string {
-	const min = 50 * time.Millisecond
+	const least = 50 * time.Millisecond
 	var b strings.Builder
 	fmt.Fprintf(&b, "guest CPU time by systemd unit since its boot: %.1f s busy of %.1f s up\n", r.Busy.Seconds(), r.Uptime.Seconds())
 	pct := func(d time.Duration) float64 {
@@ -135,7 +135,7 @@ func (r Report) String() string {
 	var rest time.Duration
 	small := 0
 	for _, u := range r.Units {
-		if u.CPU < min {
+		if u.CPU < least {
 			rest += u.CPU
 			small++
 			continue
@@ -143,7 +143,7 @@ func (r Report) String() string {
 		fmt.Fprintf(&b, "%8.2f s %5.1f%%  %s\n", u.CPU.Seconds(), pct(u.CPU), u.Name)
 	}
 	if small > 0 {
-		fmt.Fprintf(&b, "%8.2f s %5.1f%%  (%d units under %v each)\n", rest.Seconds(), pct(rest), small, min)
+		fmt.Fprintf(&b, "%8.2f s %5.1f%%  (%d units under %v each)\n", rest.Seconds(), pct(rest), small, least)
 	}
 	fmt.Fprintf(&b, "%8.2f s %5.1f%%  (outside these units: the kernel and initramfs before the service manager, kernel threads, interrupts; units no longer loaded)\n", r.Outside().Seconds(), pct(r.Outside()))
 	return b.String()

@@ -45,6 +45,17 @@ func TestParseEitherPropertyOrder(t *testing.T) {
 	assert.Equal(t, time.Second, r.Outside())
 }
 
+func TestStringGathersTheSmallUnits(t *testing.T) {
+	r, err := Parse("Id=a.service\nCPUUsageNSec=2000000000\n\nId=b.service\nCPUUsageNSec=30000000\n\n" +
+		"Id=c.scope\nCPUUsageNSec=20000000\n\n4.00 1.00\n1\n")
+	require.NoError(t, err)
+	assert.Equal(t, "guest CPU time by systemd unit since its boot: 3.0 s busy of 4.0 s up\n"+
+		"    2.00 s  66.7%  a.service\n"+
+		"    0.05 s   1.7%  (2 units under 50ms each)\n"+
+		"    0.95 s  31.7%  (outside these units: the kernel and initramfs before the service manager, kernel threads, interrupts; units no longer loaded)\n",
+		r.String())
+}
+
 func TestParseRefusesWhatIsNotItsOutput(t *testing.T) {
 	const tail = "12.50 3.00\n1\n"
 	for name, c := range map[string]struct{ out, want string }{
