@@ -22,9 +22,8 @@ import (
 
 // TestBenchReport measures the harness (make bench): per architecture, a real boot's stages
 // and readiness gap (and its parts), the guest's CPU time to ready by systemd unit, a fresh
-// handshake, a command's round trip (and how much of
-// it is the session's channel), a probe's cost in a RunAll batch, the saved state's boot and
-// save times and a restore's stages (medians of up to 3: the state loaded, sshd's banner, the
+// handshake, a command's round trip (and how much of it is the session's channel), a probe's
+// cost in a RunAll batch, the saved state's boot and save times and a restore's stages (medians of up to 3: the state loaded, sshd's banner, the
 // first SSH handshake, the first command answered, ready); with the last make test's wall time
 // and VM counts (_artifacts/vmtests.json). It prints one table and writes _artifacts/bench.json.
 func TestBenchReport(t *testing.T) {
@@ -189,8 +188,9 @@ func TestBenchReport(t *testing.T) {
 	t.Logf("wrote %s", filepath.Join(cfg.Artifacts, "bench.json"))
 }
 
-// isCloudInitStage: cloud-init's four stages, each a unit (cloud-init-local, cloud-init,
-// cloud-config, cloud-final).
+// isCloudInitStage: cloud-init's services, its stages among them (cloud-init-local,
+// cloud-init, cloud-config, cloud-final; cloud-init-main and cloud-init-network in releases
+// since 24.3, whose stages share one process).
 func isCloudInitStage(unit string) bool {
 	return strings.HasPrefix(unit, "cloud-") && strings.HasSuffix(unit, ".service")
 }
