@@ -36,7 +36,7 @@ const Suite = "bookworm"
 // flavour's key adds its layer (the FIPS layer: fips.go and fips/). The caching, locking and
 // logging in this file do not change the image and are not hashed.
 //
-//go:embed recipe rootfs.go disk.go sources.go
+//go:embed recipe rootfs.go disk.go sources.go newer.go
 var recipeFS embed.FS
 
 //go:embed fips fips.go

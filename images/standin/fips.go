@@ -105,26 +105,18 @@ func (b *builder) fipsProvider(ctx context.Context) (string, error) {
 			src.WriteString("deb-src" + l[3:] + "\n")
 		}
 	}
-	for _, d := range []string{"lists/partial", "cache/archives/partial", "parts", "dl"} {
-		if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
-			return "", err
-		}
-	}
-	if err := os.WriteFile(filepath.Join(work, "sources.list"), []byte(src.String()), 0o644); err != nil {
+	apt, err := privateApt(work, src.String(), a.Debian)
+	if err != nil {
 		return "", err
 	}
-	apt := []string{
-		"-q", "-o", "Dir::Etc::SourceList=" + filepath.Join(work, "sources.list"),
-		"-o", "Dir::Etc::SourceParts=" + filepath.Join(work, "parts"),
-		"-o", "Dir::State::Lists=" + filepath.Join(work, "lists"),
-		"-o", "Dir::Cache=" + filepath.Join(work, "cache"),
-		"-o", "APT::Sandbox::User=root", "-o", "Acquire::Retries=3",
+	dl := filepath.Join(work, "dl")
+	if err := os.MkdirAll(dl, 0o755); err != nil {
+		return "", err
 	}
 	b.stage("FIPS provider: fetching Debian's openssl source (deb-src of the host's apt sources)")
 	if err := b.cmdAt(ctx, "", nil, "apt-get", append(apt, "update")...); err != nil {
 		return "", err
 	}
-	dl := filepath.Join(work, "dl")
 	// Where a suite's packaging answers 404 (it happens on the security archive) apt-get fails
 	// after fetching the upstream tarball: build that, without Debian's patches, and say so.
 	srcErr := b.cmdAt(ctx, dl, nil, "apt-get", append(apt, "source", "--download-only", "openssl")...)

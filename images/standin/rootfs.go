@@ -34,13 +34,29 @@ func (b *builder) run(ctx context.Context, out string) error {
 		return err
 	}
 
+	// recipe/newer.txt's packages, installed from local files at the same path inside the
+	// root filesystem, and removed from it before the recipe's own customize hook.
+	newer, newerDebs, err := b.newerDebs(ctx, work, sources)
+	if err != nil {
+		return err
+	}
+	var newerArgs []string
+	if newer != "" {
+		defer os.RemoveAll(newer)
+		newerArgs = append(newerArgs, fmt.Sprintf(`--setup-hook=mkdir -p "$1"%[1]q && cp -t "$1"%[1]q %[2]s`, newer, shellQuoteAll(newerDebs)))
+		for _, d := range newerDebs {
+			newerArgs = append(newerArgs, "--include="+d)
+		}
+		newerArgs = append(newerArgs, fmt.Sprintf(`--customize-hook=rm -rf "$1"%q`, newer))
+	}
+
 	// A flavour's layer runs after the recipe's own customize hook.
 	layer, err := b.layerHooks(ctx, work)
 	if err != nil {
 		return err
 	}
 	rootfs := filepath.Join(work, "rootfs")
-	b.stage("root filesystem: mmdebstrap %s/%s, %d packages (cross-architecture builds run under qemu-user and take minutes)", Suite, a.Debian, len(Packages(a)))
+	b.stage("root filesystem: mmdebstrap %s/%s, %d packages and %d newer (cross-architecture builds run under qemu-user and take minutes)", Suite, a.Debian, len(Packages(a)), len(newerDebs))
 	args := []string{
 		"--variant=apt", "--arch=" + a.Debian, "--mode=root", "--format=directory",
 		"--include=" + strings.Join(Packages(a), ","),
@@ -51,9 +67,12 @@ func (b *builder) run(ctx context.Context, out string) error {
 		// Downloaded packages are reused across builds: in before apt runs, out before cleanup.
 		fmt.Sprintf(`--setup-hook=mkdir -p "$1/var/cache/apt/archives" && find %q -maxdepth 1 -name '*.deb' -exec cp -t "$1/var/cache/apt/archives/" {} +`, debs),
 		fmt.Sprintf(`--customize-hook=find "$1/var/cache/apt/archives" -maxdepth 1 -name '*.deb' -exec cp -n -t %q {} +`, debs),
+	}
+	args = append(args, newerArgs...)
+	args = append(args,
 		fmt.Sprintf(`--customize-hook=sync-in %q /`, filepath.Join(recipe, "overlay")),
 		fmt.Sprintf(`--customize-hook=sh %q "$1"`, filepath.Join(recipe, "customize.sh")),
-	}
+	)
 	args = append(args, layer...)
 	args = append(args, Suite, rootfs, srcFile)
 	if err := b.cmd(ctx, "mmdebstrap", args...); err != nil {
@@ -76,4 +95,13 @@ func (b *builder) run(ctx context.Context, out string) error {
 		b.stage("done: %s (%d MiB)", out, st.Size()>>20)
 	}
 	return nil
+}
+
+// shellQuoteAll quotes paths for sh, each in single quotes.
+func shellQuoteAll(paths []string) string {
+	q := make([]string, len(paths))
+	for i, p := range paths {
+		q[i] = "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
+	}
+	return strings.Join(q, " ")
 }

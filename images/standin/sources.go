@@ -65,18 +65,45 @@ func selectSources(entries []aptEntry, suite, debArch string) string {
 		if len(e.Arches) > 0 && !contains(e.Arches, debArch) {
 			continue
 		}
-		opts := ""
-		if e.SignedBy != "" && !strings.Contains(e.SignedBy, "\n") { // an inline key has no one-line form
-
-			opts = " [signed-by=" + e.SignedBy + "]"
-		}
-		line := fmt.Sprintf("deb%s %s %s %s\n", opts, e.URI, e.Suite, e.Components)
+		line := e.line()
 		if !seen[line] {
 			seen[line] = true
 			sb.WriteString(line)
 		}
 	}
 	return sb.String()
+}
+
+// line is e as a one-line apt source.
+func (e aptEntry) line() string {
+	opts := ""
+	if e.SignedBy != "" && !strings.Contains(e.SignedBy, "\n") { // an inline key has no one-line form
+		opts = " [signed-by=" + e.SignedBy + "]"
+	}
+	return fmt.Sprintf("deb%s %s %s %s\n", opts, e.URI, e.Suite, e.Components)
+}
+
+// privateApt prepares an apt configuration of its own under work, reading only the one-line
+// sources given, for debArch, and returns apt-get's arguments for it: the host's apt state
+// is never touched. apt still checks what it fetches against the signed indexes, with the
+// host's keyrings.
+func privateApt(work, sources, debArch string) ([]string, error) {
+	for _, d := range []string{"lists/partial", "cache/archives/partial", "parts"} {
+		if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.WriteFile(filepath.Join(work, "sources.list"), []byte(sources), 0o644); err != nil {
+		return nil, err
+	}
+	return []string{
+		"-q", "-o", "Dir::Etc::SourceList=" + filepath.Join(work, "sources.list"),
+		"-o", "Dir::Etc::SourceParts=" + filepath.Join(work, "parts"),
+		"-o", "Dir::State::Lists=" + filepath.Join(work, "lists"),
+		"-o", "Dir::Cache=" + filepath.Join(work, "cache"),
+		"-o", "APT::Architecture=" + debArch, "-o", "APT::Architectures=" + debArch,
+		"-o", "APT::Sandbox::User=root", "-o", "Acquire::Retries=3",
+	}, nil
 }
 
 func contains(list []string, s string) bool {

@@ -124,3 +124,47 @@ func TestAptFailuresNamesWhatFailed(t *testing.T) {
 	assert.Equal(t, "http://deb.debian.org/debian-security/pool/updates/main/o/openssl/openssl_3.0.22-1%7edeb12u2.dsc  404  Not Found [IP: 203.0.113.80 80]; http://x/openssl_3.0.22-1%7edeb12u2.debian.tar.xz  404  Not Found", aptFailures(err))
 	assert.Equal(t, "apt-get: exit status 1", aptFailures(errors.New("apt-get: exit status 1\nmore")))
 }
+
+func TestNewerPackagesTakeCloudInitWithoutItsFirewalldConflict(t *testing.T) {
+	pkgs, err := newerPackages()
+	require.NoError(t, err)
+	assert.Equal(t, []newerPackage{{Name: "cloud-init", DropConflicts: []string{"firewalld"}}}, pkgs)
+	x, _ := arch.Lookup("x86_64")
+	assert.NotContains(t, Packages(x), "cloud-init", "Debian 12's cloud-init would be installed beside the newer one")
+
+	_, err = parseNewer("cloud-init drop-conflict=firewalld\n")
+	assert.ErrorContains(t, err, `recipe/newer.txt line 1: unknown change "drop-conflict=firewalld"`)
+	p, err := parseNewer("# c\n\nfoo drop-conflicts=a,b\nbar\n")
+	require.NoError(t, err)
+	assert.Equal(t, []newerPackage{{Name: "foo", DropConflicts: []string{"a", "b"}}, {Name: "bar"}}, p)
+}
+
+func TestNewerSourcesAreTheMainSuitesMirrorsForTheNextRelease(t *testing.T) {
+	src := "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.corp.example/debian bookworm main\n" +
+		"deb http://mirror.corp.example/debian bookworm-updates main\n" +
+		"deb http://mirror.corp.example/debian-security bookworm-security main\n"
+	assert.Equal(t, "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://mirror.corp.example/debian trixie main\n", newerSources(src))
+	assert.Empty(t, newerSources("deb http://x bookworm-security main\n"))
+}
+
+func TestEditControlDropsTheConflictAndMarksTheVersion(t *testing.T) {
+	// cloud-init 25.1.4-1+deb13u1's control file, shortened.
+	in := "Package: cloud-init\nVersion: 25.1.4-1+deb13u1\nArchitecture: all\n" +
+		"Replaces: cloud-init-22.4.2\nDepends: eject, netcat-openbsd, python3:any\n" +
+		"Conflicts: cloud-init-22.4.2, firewalld\nDescription: initialization system\n multi-line\n"
+	out, dropped, err := editControl(in, []string{"firewalld"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"firewalld"}, dropped)
+	assert.Equal(t, "Package: cloud-init\nVersion: 25.1.4-1+deb13u1+standin\nArchitecture: all\n"+
+		"Replaces: cloud-init-22.4.2\nDepends: eject, netcat-openbsd, python3:any\n"+
+		"Conflicts: cloud-init-22.4.2\nDescription: initialization system\n multi-line\n", out)
+
+	out, _, err = editControl("Package: a\nVersion: 1\nConflicts: firewalld (<< 2)\n", []string{"firewalld"})
+	require.NoError(t, err)
+	assert.Equal(t, "Package: a\nVersion: 1+standin\n", out, "an emptied Conflicts field goes")
+
+	_, _, err = editControl("Package: a\nVersion: 1\nConflicts: b\n", []string{"firewalld"})
+	assert.ErrorContains(t, err, "no Conflicts on firewalld to drop: remove that change from recipe/newer.txt")
+	_, _, err = editControl("Package: a\nConflicts: firewalld\n", []string{"firewalld"})
+	assert.ErrorContains(t, err, "no Version field")
+}
