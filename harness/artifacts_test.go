@@ -74,6 +74,8 @@ func TestArtifactsOnAFullDisk(t *testing.T) {
 func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 	run := func(ctx context.Context, cmd string) (ssh.Result, error) {
 		switch {
+		case cmd == unitcpu.Command: // it reads the journal too, but only unit records
+			return ssh.Result{Stdout: []byte("Id=cloud-init.service\nCPUUsageNSec=2500000000\n\n4.00 1.00\n1\n")}, nil
 		case strings.Contains(cmd, "journalctl"):
 			<-ctx.Done() // a journal too long to send in time
 			return ssh.Result{ExitCode: -1}, ctx.Err()
@@ -81,8 +83,6 @@ func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 			return ssh.Result{ExitCode: 1, Stderr: []byte("cat: /var/log/cloud-init.log: No such file or directory\n")}, nil
 		case strings.Contains(cmd, "systemd-analyze plot"):
 			return ssh.Result{Stdout: []byte("<svg/>\n")}, nil
-		case cmd == unitcpu.Command:
-			return ssh.Result{Stdout: []byte("Id=cloud-init.service\nCPUUsageNSec=2500000000\n\n4.00 1.00\n1\n")}, nil
 		}
 		return ssh.Result{Stdout: []byte("[    0.000000] Linux version 6.1\n")}, nil
 	}
@@ -97,7 +97,7 @@ func TestArtifactLogsEachBoundedAndNamed(t *testing.T) {
 	assert.Equal(t, "<svg/>\n", written["boot-chart.svg"])
 	assert.Equal(t, "guest CPU time by systemd unit since its boot: 3.0 s busy of 4.0 s up\n"+
 		"    2.50 s  83.3%  cloud-init.service\n"+
-		"    0.50 s  16.7%  (outside these units: the kernel and initramfs before the service manager, kernel threads, interrupts; units no longer loaded)\n",
+		"    0.50 s  16.7%  (outside these units: the kernel and initramfs before the service manager, kernel threads, interrupts; unloaded units the journal did not show)\n",
 		written["unit-cpu.txt"], "the CPU time by unit is written as a table")
 	assert.Len(t, written, 3)
 }
