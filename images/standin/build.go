@@ -211,7 +211,8 @@ func preflight(a arch.Arch, f Flavour) error {
 	if os.Geteuid() != 0 {
 		return errors.New("building the stand-in image needs root (mmdebstrap's root mode keeps file ownership for mkfs.ext4 -d): run `sudo make image`")
 	}
-	tools := []string{"mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "qemu-img", "eatmydata"}
+	// apt-get and dpkg-deb fetch and change recipe/newer.txt's packages.
+	tools := []string{"mmdebstrap", "mkfs.ext4", "mkfs.vfat", "mcopy", "mmd", "sfdisk", "qemu-img", "eatmydata", "apt-get", "dpkg-deb"}
 	if f == FIPS {
 		tools = append(tools, fipsBuildTools...)
 	}
