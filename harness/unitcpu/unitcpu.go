@@ -65,8 +65,6 @@ func Parse(out string) (Report, error) {
 	r.Uptime = time.Duration(up * float64(time.Second))
 	r.Busy = max(time.Duration((up*float64(cpus)-idle)*float64(time.Second)), 0)
 
-	// systemctl show prints one block a unit, its properties in its own order, blocks apart by
-	// an empty line.
 	// The journal's records come first, a JSON object a line.
 	stopped := map[string]time.Duration{}
 	var order []string
@@ -89,6 +87,8 @@ func Parse(out string) (Report, error) {
 		stopped[rec.Unit] += time.Duration(ns) // each record is one run of the unit
 	}
 
+	// systemctl show prints one block a unit, its properties in its own order, blocks apart by
+	// an empty line.
 	notSet := 0
 	var id, usage string
 	flush := func() error {
