@@ -60,9 +60,11 @@ vmtests: setup
 	GOTESTSUM=$(GOTESTSUM) ARCHES=$(ARCHES) FLAVOURS=$(FLAVOURS) SUITES_TIMEOUT=$(SUITES_TIMEOUT) FOREIGN_SHORT=$(FOREIGN_SHORT) scripts/vmtests.sh selftest suites
 
 # One table (and _artifacts/bench.json) per architecture: boot stages, readiness gap, SSH costs,
-# save and restore times, and the last make test's wall time and VM counts.
+# save and restore times, and the last make test's wall time and VM counts; beside the last
+# bench's values (or BENCH_BASE's, an earlier bench.json) with each one's change, and the host's
+# reference time, which says how much of a change the host made on its own.
 bench: image
-	VMTEST_BENCH=1 $(GO) test -count=1 -run '^TestBenchReport$$' -v -timeout 40m ./harness/selftest/
+	VMTEST_BENCH=1 VMTEST_BENCH_BASE=$(if $(BENCH_BASE),$(abspath $(BENCH_BASE))) $(GO) test -count=1 -run '^TestBenchReport$$' -v -timeout 40m ./harness/selftest/
 
 # Runs every suite N times on each architecture in ARCHES and writes _artifacts/soak.md (each
 # test's result per run; flaky tests named, never retried).

@@ -2,6 +2,7 @@ package selftest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/bench"
 	"github.com/azl-vmtest/azl-vmtest/harness/savedstate"
 	"github.com/azl-vmtest/azl-vmtest/harness/unitcpu"
 	"github.com/azl-vmtest/azl-vmtest/images/standin"
@@ -25,19 +27,28 @@ import (
 // handshake, a command's round trip (and how much of it is the session's channel), a probe's
 // cost in a RunAll batch, the saved state's boot and save times and a restore's stages (medians of up to 3: the state loaded, sshd's banner, the
 // first SSH handshake, the first command answered, ready); with the last make test's wall time
-// and VM counts (_artifacts/vmtests.json). It prints one table and writes _artifacts/bench.json.
+// and VM counts (_artifacts/vmtests.json), and the host's reference time before and after
+// (harness/bench). It prints one table, beside the last bench's report (or VMTEST_BENCH_BASE's)
+// with each measure's change, and writes _artifacts/bench.json.
 func TestBenchReport(t *testing.T) {
 	if os.Getenv("VMTEST_BENCH") != "1" {
 		t.Skip("a benchmark: run it with make bench (sets VMTEST_BENCH=1)")
 	}
 	cfg, err := harness.ConfigFromEnv()
 	require.NoError(t, err)
-	report := map[string]any{"date": time.Now().UTC().Format(time.RFC3339)}
-	var rows [][2]string
-	add := func(name, unit string, v float64) {
-		report[name] = v
-		rows = append(rows, [2]string{name, fmt.Sprintf("%.2f %s", v, unit)})
+	// What this run is compared with: VMTEST_BENCH_BASE, or the last bench's report.
+	basePath := os.Getenv("VMTEST_BENCH_BASE")
+	if basePath == "" {
+		basePath = filepath.Join(cfg.Artifacts, "bench.json")
 	}
+	base, err := bench.Load(basePath)
+	if err != nil && (!errors.Is(err, os.ErrNotExist) || os.Getenv("VMTEST_BENCH_BASE") != "") {
+		require.NoError(t, err, "VMTEST_BENCH_BASE names the bench.json to compare with")
+	}
+	report := bench.New(time.Now())
+	add := report.Add
+	// The host's speed, before and after: the reference's work never changes.
+	refStart := bench.Reference(5)
 	for _, a := range arch.All() {
 		img := standin.ImagePath(standin.CacheDir(), a, standin.Standard)
 		if os.Getenv("VMTEST_IMAGE") != "" {
@@ -87,13 +98,13 @@ func TestBenchReport(t *testing.T) {
 				byUnit := map[string]float64{}
 				for i, u := range uc.Units {
 					if i < 6 {
-						rows = append(rows, [2]string{p + "boot.cpu." + u.Name, fmt.Sprintf("%.2f s", u.CPU.Seconds())})
+						report.Show(p+"boot.cpu."+u.Name, "s", u.CPU.Seconds())
 					}
 					if u.CPU >= 50*time.Millisecond {
 						byUnit[u.Name] = u.CPU.Seconds()
 					}
 				}
-				report[p+"boot.cpu_by_unit_s"] = byUnit
+				report.Data[p+"boot.cpu_by_unit_s"] = byUnit
 			}
 			hs, err := m.HandshakeTime(ctx)
 			require.NoError(t, err)
@@ -175,13 +186,12 @@ func TestBenchReport(t *testing.T) {
 			}
 		}
 	}
-	var out strings.Builder
-	fmt.Fprintf(&out, "%-44s %s\n", "measure", "value")
-	for _, r := range rows {
-		fmt.Fprintf(&out, "%-44s %s\n", r[0], r[1])
-	}
-	fmt.Print(out.String())
-	b, err := json.MarshalIndent(report, "", "  ")
+	refEnd := bench.Reference(5)
+	add("host.reference_start_ms", "ms", ms(refStart))
+	add("host.reference_end_ms", "ms", ms(refEnd))
+	add(bench.ReferenceKey, "ms", ms((refStart+refEnd)/2))
+	fmt.Print(report.Table(base))
+	b, err := report.JSON()
 	require.NoError(t, err)
 	require.NoError(t, os.MkdirAll(cfg.Artifacts, 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(cfg.Artifacts, "bench.json"), b, 0o644))
