@@ -15,11 +15,13 @@
 //	vmtest azure reap [-older-than 6h] [-dry-run]
 //	                             delete the resource groups azure-target runs left behind
 //	                             (tagged azl-vmtest-run) in AZURE_SUBSCRIPTION_ID
+//	vmtest host-reference        the host's reference time in ms (harness/bench: a fixed piece of
+//	                             CPU work, median of five), to tell two runs' hosts apart
 //
 // State lives in $VMTEST_CACHE/run/<name>/ (0700): the spawner holds a lock on it while the VM
 // runs, so list and stop work from any terminal and know when the spawner is gone.
 //
-// The standard library's flag package with one FlagSet per subcommand is enough for seven
+// The standard library's flag package with one FlagSet per subcommand is enough for eight
 // subcommands and keeps the tool free of a CLI framework.
 package main
 
@@ -37,6 +39,7 @@ import (
 
 	"github.com/azl-vmtest/azl-vmtest/harness"
 	"github.com/azl-vmtest/azl-vmtest/harness/arch"
+	"github.com/azl-vmtest/azl-vmtest/harness/bench"
 	"github.com/azl-vmtest/azl-vmtest/harness/runstate"
 	"github.com/azl-vmtest/azl-vmtest/harness/slots"
 )
@@ -70,6 +73,8 @@ func main() {
 		err = azureCmd(args)
 	case "image":
 		err = imageCmd(args)
+	case "host-reference":
+		fmt.Printf("%.0f\n", float64(bench.Reference(5).Microseconds())/1000)
 	default:
 		usage()
 	}
@@ -84,7 +89,7 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: vmtest spawn|list|ssh|test|stop|image|azure ... (see go doc ./cmd/vmtest)")
+	fmt.Fprintln(os.Stderr, "usage: vmtest spawn|list|ssh|test|stop|image|azure|host-reference ... (see go doc ./cmd/vmtest)")
 	os.Exit(2)
 }
 
