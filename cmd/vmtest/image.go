@@ -235,6 +235,11 @@ func pruneImages(w io.Writer, dryRun bool) error {
 		}
 		freed += s.Size
 	}
+	if !dryRun {
+		if n := savedstate.PruneLocks(root); n > 0 {
+			fmt.Fprintf(w, "lock files of saved states no longer there: %d removed\n", n)
+		}
+	}
 	verb := "freed"
 	if dryRun {
 		verb = "would free"

@@ -46,6 +46,9 @@ func TestImageListAndPrune(t *testing.T) {
 	usable := state(current)
 	orphan := state(filepath.Join(t.TempDir(), "gone.qcow2"))
 	// (committed before its image vanished: a commit prunes the states of vanished images)
+	for _, k := range []string{usable, orphan} { // the lock files their builds left
+		require.NoError(t, os.WriteFile(filepath.Join(root, k+".lock"), nil, 0o600))
+	}
 
 	var out bytes.Buffer
 	require.NoError(t, listImages(&out))
@@ -59,6 +62,7 @@ func TestImageListAndPrune(t *testing.T) {
 	require.NoError(t, pruneImages(&out, true))
 	assert.Contains(t, out.String(), "would free")
 	assert.FileExists(t, stale, "a dry run deletes nothing")
+	assert.FileExists(t, filepath.Join(root, orphan+".lock"), "a dry run deletes nothing")
 
 	out.Reset()
 	require.NoError(t, pruneImages(&out, false))
@@ -66,4 +70,7 @@ func TestImageListAndPrune(t *testing.T) {
 	assert.FileExists(t, current)
 	assert.DirExists(t, filepath.Join(root, usable))
 	assert.NoDirExists(t, filepath.Join(root, orphan))
+	assert.NoFileExists(t, filepath.Join(root, orphan+".lock"), "the removed state's lock file goes with it")
+	assert.FileExists(t, filepath.Join(root, usable+".lock"))
+	assert.Contains(t, out.String(), "lock files of saved states no longer there: 1 removed")
 }

@@ -35,23 +35,37 @@ func Sub(name string) (string, error) {
 }
 
 // Lock is an exclusive flock on a file. The kernel drops it when the process dies, so a
-// killed run never leaves a lock behind.
+// killed run never leaves a lock behind. A lock's file may be removed by its holder
+// (RemoveFile): whoever then takes the lock on the removed file sees that the path no longer
+// names it and locks the path's new file instead, so two holders never meet.
 type Lock struct{ f *os.File }
+
+// lockAt opens path and flocks it (how: LOCK_EX, with LOCK_NB to try); ok is false where the
+// lock is held. A file removed or replaced while this waited is let go and the path's current
+// file locked instead.
+func lockAt(path string, how int) (l *Lock, ok bool, err error) {
+	for {
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			return nil, false, err
+		}
+		if err := unix.Flock(int(f.Fd()), how); err != nil {
+			f.Close()
+			if err == unix.EWOULDBLOCK {
+				return nil, false, nil
+			}
+			return nil, false, fmt.Errorf("locking %s: %w", path, err)
+		}
+		if l := (&Lock{f: f}); l.Holds(path) {
+			return l, true, nil
+		}
+		f.Close() // its holder removed it: lock the path's file as it is now
+	}
+}
 
 // TryLock takes the lock on path if it is free; ok is false if another holder has it.
 func TryLock(path string) (l *Lock, ok bool, err error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if err == unix.EWOULDBLOCK {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return &Lock{f: f}, true, nil
+	return lockAt(path, unix.LOCK_EX|unix.LOCK_NB)
 }
 
 // AcquireLock waits for the lock on path until ctx ends. waiting is called once if the lock is
@@ -72,22 +86,11 @@ func AcquireLock(ctx context.Context, path string, waiting func()) (*Lock, error
 	}
 	ch := make(chan result)
 	go func() {
-		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-		if err == nil {
-			if err = unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-				f.Close()
-			}
-		}
-		var r result
-		if err != nil {
-			r.err = fmt.Errorf("locking %s: %w", path, err)
-		} else {
-			r.l = &Lock{f: f}
-		}
+		l, _, err := lockAt(path, unix.LOCK_EX)
 		select {
-		case ch <- r:
+		case ch <- result{l, err}:
 		case <-ctx.Done():
-			r.l.Unlock()
+			l.Unlock()
 		}
 	}()
 	select {
@@ -96,6 +99,16 @@ func AcquireLock(ctx context.Context, path string, waiting func()) (*Lock, error
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for the lock %s: %w", path, ctx.Err())
 	}
+}
+
+// RemoveFile removes the lock's file at path while the lock is held (to clean up a lock nobody
+// will want again); the lock stays held until Unlock. It removes nothing if path no longer names
+// the locked file.
+func (l *Lock) RemoveFile(path string) error {
+	if !l.Holds(path) {
+		return nil
+	}
+	return os.Remove(path)
 }
 
 // Holds reports whether the locked file is still the one at path (not removed or replaced

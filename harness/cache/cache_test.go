@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -38,4 +39,44 @@ func TestLockExcludesAndWaits(t *testing.T) {
 	l2, err := AcquireLock(context.Background(), p, nil)
 	require.NoError(t, err)
 	l2.Unlock()
+}
+
+func TestLockFileRemovedByItsHolderIsNeverHeldTwice(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k.lock")
+	holder, ok, err := TryLock(p)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// A waiter blocks on the file the holder is about to remove.
+	got := make(chan *Lock)
+	go func() {
+		l, err := AcquireLock(context.Background(), p, nil)
+		assert.NoError(t, err)
+		got <- l
+	}()
+	time.Sleep(50 * time.Millisecond)
+	require.NoError(t, holder.RemoveFile(p))
+	_, err = os.Stat(p)
+	require.ErrorIs(t, err, os.ErrNotExist, "the held lock's file is removed")
+	holder.Unlock()
+
+	waiter := <-got
+	require.NotNil(t, waiter)
+	assert.True(t, waiter.Holds(p), "the waiter holds the path's new file, not the removed one")
+	_, ok, err = TryLock(p)
+	require.NoError(t, err)
+	assert.False(t, ok, "a third process finds the lock held: the waiter and it never both hold it")
+	waiter.Unlock()
+
+	l, ok, err := TryLock(p)
+	require.NoError(t, err)
+	require.True(t, ok)
+	other, err := os.Create(p + ".other")
+	require.NoError(t, err)
+	other.Close()
+	require.NoError(t, os.Rename(p+".other", p)) // the path now names another file
+	require.NoError(t, l.RemoveFile(p))
+	_, err = os.Stat(p)
+	assert.NoError(t, err, "RemoveFile leaves a file that is not the locked one")
+	l.Unlock()
 }

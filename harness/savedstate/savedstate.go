@@ -338,7 +338,8 @@ func (s *Staging) Discard() { _ = Remove(s.root, s.key) }
 // image (same path, other size or mtime) or from an image that no longer exists (the stand-in of
 // an older recipe, whose path carries the recipe's key), and unfinished builds whose builder died
 // (no lock held on their key), and what a Remove interrupted half-way left (a folder renamed
-// to <key>.removed-<time> more than TrashAge ago: one measured here held a 499 MB memory file).
+// to <key>.removed-<time> more than TrashAge ago: one measured here held a 499 MB memory file),
+// and the lock files of the states no longer there.
 func pruneStale(root string, image FileID) {
 	trash, _ := filepath.Glob(filepath.Join(root, "*"+trashMark+"*"))
 	for _, d := range trash {
@@ -356,6 +357,30 @@ func pruneStale(root string, image FileID) {
 			_ = Remove(root, in.Key)
 		}
 	}
+	PruneLocks(root)
+}
+
+// PruneLocks removes the lock files of states that are gone (every key gets one, and a removed
+// state's key is never asked for again: its image is gone or changed), each while holding it,
+// so a run that wants that key after all locks a new file (cache.Lock). A held lock, or one
+// whose state exists, is left. It returns how many it removed.
+func PruneLocks(root string) int {
+	locks, _ := filepath.Glob(filepath.Join(root, "*.lock"))
+	n := 0
+	for _, p := range locks {
+		if _, err := os.Lstat(strings.TrimSuffix(p, ".lock")); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		l, free, err := cache.TryLock(p)
+		if err != nil || !free {
+			continue
+		}
+		if _, err := os.Lstat(strings.TrimSuffix(p, ".lock")); errors.Is(err, os.ErrNotExist) && l.RemoveFile(p) == nil {
+			n++
+		}
+		l.Unlock()
+	}
+	return n
 }
 
 // Why List finds a state stale.

@@ -238,3 +238,28 @@ func TestListSaysWhyAStateIsStale(t *testing.T) {
 		}
 	}
 }
+
+// Each key's build leaves a lock file; the lock files of removed states go at the next commit,
+// each taken first, while a held one and a state's own stay.
+func TestCommitRemovesTheLocksOfStatesNoLongerThere(t *testing.T) {
+	root, oldKey := commit(t)
+	lockOf := func(key string) string { return filepath.Join(root, key+".lock") }
+	l, err := Lock(t.Context(), root, oldKey, nil)
+	require.NoError(t, err)
+	l.Unlock()
+	held, free, err := TryLock(root, "0123456789abcdef") // a build under way, its folder not made yet
+	require.NoError(t, err)
+	require.True(t, free)
+	defer held.Unlock()
+
+	in := inputs()
+	in.Image.MTime = 99 // the image was rebuilt: the old state goes
+	l, err = Lock(t.Context(), root, in.Key(), nil)
+	require.NoError(t, err)
+	newKey := commitIn(t, root, in)
+	l.Unlock()
+	assert.NoFileExists(t, lockOf(oldKey), "the removed state's lock file goes")
+	assert.FileExists(t, lockOf("0123456789abcdef"), "a held lock stays")
+	assert.FileExists(t, lockOf(newKey), "a state's own lock stays")
+	assert.Equal(t, 0, PruneLocks(root), "nothing more to remove")
+}
