@@ -15,8 +15,13 @@ import (
 	"time"
 )
 
-// ReferenceKey is the report's key for the host's reference time (Reference), in milliseconds.
-const ReferenceKey = "host.reference_ms"
+// The report's keys for the host's reference time (Reference), in milliseconds: measured
+// before and after the bench, and their mean.
+const (
+	ReferenceStartKey = "host.reference_start_ms"
+	ReferenceEndKey   = "host.reference_end_ms"
+	ReferenceKey      = "host.reference_ms"
+)
 
 // Report is one bench run: each measure by name, in the order measured, and what was written
 // to bench.json (the measures and any other data, such as the CPU time of every unit).
@@ -44,6 +49,25 @@ func (r *Report) Add(name, unit string, v float64) {
 // Show puts a measure in the table without its own key in the data (one kept in a map there,
 // such as one unit's CPU time).
 func (r *Report) Show(name, unit string, v float64) { r.order = append(r.order, row{name, unit, v}) }
+
+// AddReference records the host's reference time before and after the bench, and their mean.
+func (r *Report) AddReference(start, end time.Duration) {
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	r.Add(ReferenceStartKey, "ms", ms(start))
+	r.Add(ReferenceEndKey, "ms", ms(end))
+	r.Add(ReferenceKey, "ms", ms((start+end)/2))
+}
+
+// drift is how far a report's reference moved within its own run, from its mean to either end
+// (0 where it has no start and end).
+func drift(m map[string]any) float64 {
+	start, ok1 := m[ReferenceStartKey].(float64)
+	end, ok2 := m[ReferenceEndKey].(float64)
+	if !ok1 || !ok2 || start+end == 0 {
+		return 0
+	}
+	return math.Abs(start-end) / (start + end)
+}
 
 // JSON is the report as bench.json holds it.
 func (r *Report) JSON() ([]byte, error) { return json.MarshalIndent(r.Data, "", "  ") }
@@ -78,9 +102,9 @@ func value(m map[string]any, name string) (float64, bool) {
 
 // Table prints the measures, one a line; given an earlier report (before, may be nil), with
 // its value and the change beside each measure both have, and a closing line that says how much
-// the host's reference moved between the two and so which changes could be the host's own: a
-// guest's work under TCG moved about twice as far as the reference, measured on this project's
-// shared host (docs/performance.md).
+// the host's reference moved between the two (and within either, from its mean to its start or
+// end) and so which changes could be the host's own: a guest's work under TCG moved about twice
+// as far as the reference, measured on this project's shared host (docs/performance.md).
 func (r *Report) Table(before map[string]any) string {
 	var b strings.Builder
 	if before == nil {
@@ -104,8 +128,9 @@ func (r *Report) Table(before map[string]any) string {
 	old, okOld := before[ReferenceKey].(float64)
 	switch {
 	case okNow && okOld && old > 0:
-		band := 2 * math.Abs(now/old-1) * 100
-		fmt.Fprintf(&b, "before: the bench of %s. The host's reference moved %s between them; a TCG guest's work moves about twice as far as the reference (docs/performance.md), so a change within about ±%.0f%% may be the host's alone.\n", when, Change(old, now), band)
+		within := math.Max(drift(r.Data), drift(before))
+		band := 2 * (math.Abs(now/old-1) + within) * 100
+		fmt.Fprintf(&b, "before: the bench of %s. The host's reference moved %s between them and ±%.0f%% within one; a TCG guest's work moves about twice as far as the reference (docs/performance.md), so a change within about ±%.0f%% may be the host's alone.\n", when, Change(old, now), within*100, band)
 	default:
 		fmt.Fprintf(&b, "before: the bench of %s, which has no host reference: a change of up to 40%% may be the host's alone.\n", when)
 	}

@@ -17,7 +17,7 @@ func sample() *Report {
 	r.Data["x86_64.boot.cpu_by_unit_s"] = map[string]any{"init.scope": 6.5}
 	r.Show("x86_64.boot.cpu.init.scope", "s", 6.5)
 	r.Add("x86_64.restore.ready_s", "s", 3.5)
-	r.Add(ReferenceKey, "ms", 700)
+	r.AddReference(650*time.Millisecond, 750*time.Millisecond) // 700 ms, ±7% within the run
 	return r
 }
 
@@ -27,6 +27,8 @@ func TestUnitTableAlone(t *testing.T) {
 x86_64.boot.ready_s                          80.00 s
 x86_64.boot.cpu.init.scope                   6.50 s
 x86_64.restore.ready_s                       3.50 s
+host.reference_start_ms                      650.00 ms
+host.reference_end_ms                        750.00 ms
 host.reference_ms                            700.00 ms
 `, got)
 }
@@ -44,16 +46,17 @@ func TestUnitTableBesideAnEarlierReport(t *testing.T) {
 	now.Add("x86_64.boot.ready_s", "s", 100)
 	now.Data["x86_64.boot.cpu_by_unit_s"] = map[string]any{"init.scope": 9.75}
 	now.Show("x86_64.boot.cpu.init.scope", "s", 9.75)
-	now.Add("x86_64.restore.first_command_s", "s", 4) // not in the earlier report
-	now.Add(ReferenceKey, "ms", 875)
+	now.Add("x86_64.restore.first_command_s", "s", 4)            // not in the earlier report
+	now.AddReference(850*time.Millisecond, 900*time.Millisecond) // 875 ms, ±3% within the run
 	lines := strings.Split(strings.TrimSpace(now.Table(before)), "\n")
-	require.Len(t, lines, 6)
+	require.Len(t, lines, 8)
 	assert.Regexp(t, `^measure +value +before +change$`, lines[0])
 	assert.Regexp(t, `^x86_64\.boot\.ready_s +100\.00 s +80\.00 s +\+25%$`, lines[1])
 	assert.Regexp(t, `^x86_64\.boot\.cpu\.init\.scope +9\.75 s +6\.50 s +\+50%$`, lines[2], "a unit's CPU time is found in the earlier report's map")
 	assert.Regexp(t, `^x86_64\.restore\.first_command_s +4\.00 s +-$`, lines[3])
-	assert.Regexp(t, `^host\.reference_ms +875\.00 ms +700\.00 ms +\+25%$`, lines[4])
-	assert.Equal(t, "before: the bench of 2026-12-06T09:00:00Z. The host's reference moved +25% between them; a TCG guest's work moves about twice as far as the reference (docs/performance.md), so a change within about ±50% may be the host's alone.", lines[5])
+	assert.Regexp(t, `^host\.reference_start_ms +850\.00 ms +650\.00 ms +\+31%$`, lines[4])
+	assert.Regexp(t, `^host\.reference_ms +875\.00 ms +700\.00 ms +\+25%$`, lines[6])
+	assert.Equal(t, "before: the bench of 2026-12-06T09:00:00Z. The host's reference moved +25% between them and ±7% within one; a TCG guest's work moves about twice as far as the reference (docs/performance.md), so a change within about ±64% may be the host's alone.", lines[7])
 }
 
 func TestUnitTableBesideAReportWithoutReference(t *testing.T) {

@@ -186,10 +186,7 @@ func TestBenchReport(t *testing.T) {
 			}
 		}
 	}
-	refEnd := bench.Reference(5)
-	add("host.reference_start_ms", "ms", ms(refStart))
-	add("host.reference_end_ms", "ms", ms(refEnd))
-	add(bench.ReferenceKey, "ms", ms((refStart+refEnd)/2))
+	report.AddReference(refStart, bench.Reference(5))
 	fmt.Print(report.Table(base))
 	b, err := report.JSON()
 	require.NoError(t, err)
