@@ -44,7 +44,7 @@ type Lock struct{ f *os.File }
 // lock is held. A file removed or replaced while this waited is let go and the path's current
 // file locked instead.
 func lockAt(path string, how int) (l *Lock, ok bool, err error) {
-	for {
+	for range 100 {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
 		if err != nil {
 			return nil, false, err
@@ -61,6 +61,7 @@ func lockAt(path string, how int) (l *Lock, ok bool, err error) {
 		}
 		f.Close() // its holder removed it: lock the path's file as it is now
 	}
+	return nil, false, fmt.Errorf("locking %s: the file was removed or replaced each of 100 times it was locked (remove it and run again)", path)
 }
 
 // TryLock takes the lock on path if it is free; ok is false if another holder has it.
