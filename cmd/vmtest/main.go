@@ -74,7 +74,7 @@ func main() {
 	case "image":
 		err = imageCmd(args)
 	case "host-reference":
-		fmt.Printf("%.0f\n", float64(bench.Reference(5).Microseconds())/1000)
+		fmt.Printf("%.0f\n", bench.Millis(bench.Reference(5)))
 	default:
 		usage()
 	}

@@ -52,11 +52,13 @@ func (r *Report) Show(name, unit string, v float64) { r.order = append(r.order, 
 
 // AddReference records the host's reference time before and after the bench, and their mean.
 func (r *Report) AddReference(start, end time.Duration) {
-	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-	r.Add(ReferenceStartKey, "ms", ms(start))
-	r.Add(ReferenceEndKey, "ms", ms(end))
-	r.Add(ReferenceKey, "ms", ms((start+end)/2))
+	r.Add(ReferenceStartKey, "ms", Millis(start))
+	r.Add(ReferenceEndKey, "ms", Millis(end))
+	r.Add(ReferenceKey, "ms", Millis((start+end)/2))
 }
+
+// Millis is d in milliseconds, as the report's "ms" measures are.
+func Millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // drift is how far a report's reference moved within its own run, from its mean to either end
 // (0 where it has no start and end).

@@ -368,14 +368,15 @@ func PruneLocks(root string) int {
 	locks, _ := filepath.Glob(filepath.Join(root, "*.lock"))
 	n := 0
 	for _, p := range locks {
-		if _, err := os.Lstat(strings.TrimSuffix(p, ".lock")); !errors.Is(err, os.ErrNotExist) {
+		gone := func() bool { _, err := os.Lstat(strings.TrimSuffix(p, ".lock")); return errors.Is(err, os.ErrNotExist) }
+		if !gone() {
 			continue
 		}
 		l, free, err := cache.TryLock(p)
 		if err != nil || !free {
 			continue
 		}
-		if _, err := os.Lstat(strings.TrimSuffix(p, ".lock")); errors.Is(err, os.ErrNotExist) && l.RemoveFile(p) == nil {
+		if gone() && l.RemoveFile(p) == nil { // asked again under the lock: a build may have begun
 			n++
 		}
 		l.Unlock()

@@ -108,7 +108,7 @@ func TestBenchReport(t *testing.T) {
 			}
 			hs, err := m.HandshakeTime(ctx)
 			require.NoError(t, err)
-			add(p+"ssh.handshake_ms", "ms", ms(hs))
+			add(p+"ssh.handshake_ms", "ms", bench.Millis(hs))
 			const n = 20
 			var runs, chans []time.Duration
 			for range n {
@@ -120,8 +120,8 @@ func TestBenchReport(t *testing.T) {
 				require.NoError(t, err)
 				chans = append(chans, c)
 			}
-			add(p+"ssh.round_trip_ms", "ms", ms(median(runs)))
-			add(p+"ssh.session_setup_ms", "ms", ms(median(chans)))
+			add(p+"ssh.round_trip_ms", "ms", bench.Millis(median(runs)))
+			add(p+"ssh.session_setup_ms", "ms", bench.Millis(median(chans)))
 			probes := make([]string, n)
 			for i := range probes {
 				probes[i] = "cat /proc/sys/kernel/osrelease"
@@ -130,7 +130,7 @@ func TestBenchReport(t *testing.T) {
 			res, err := m.RunAll(ctx, probes...)
 			require.NoError(t, err)
 			require.Len(t, res, n)
-			add(p+"ssh.runall_per_probe_ms", "ms", ms(time.Since(t0))/n)
+			add(p+"ssh.runall_per_probe_ms", "ms", bench.Millis(time.Since(t0))/n)
 			// The harness's own cost a probe: one that starts no program.
 			for i := range probes {
 				probes[i] = "read v < /proc/sys/kernel/osrelease; echo $v"
@@ -138,7 +138,7 @@ func TestBenchReport(t *testing.T) {
 			t0 = time.Now()
 			_, err = m.RunAll(ctx, probes...)
 			require.NoError(t, err)
-			add(p+"ssh.runall_builtin_probe_ms", "ms", ms(time.Since(t0))/n)
+			add(p+"ssh.runall_builtin_probe_ms", "ms", bench.Millis(time.Since(t0))/n)
 		}()
 		var loaded, banners, handshakes, firsts, restores []time.Duration
 		var key string
@@ -201,8 +201,6 @@ func TestBenchReport(t *testing.T) {
 func isCloudInitStage(unit string) bool {
 	return strings.HasPrefix(unit, "cloud-") && strings.HasSuffix(unit, ".service")
 }
-
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
